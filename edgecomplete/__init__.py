@@ -1,0 +1,69 @@
+"""edgecomplete: offline text completion on GGUF models, with the Aleph Alpha completion API.
+
+    from edgecomplete import Client, CompletionRequest, Prompt
+
+    client = Client()
+    request = CompletionRequest(prompt=Prompt.from_text("The future of AI is"), maximum_tokens=50)
+    print(client.complete(request, model="smollm2-135m").completions[0].completion)
+"""
+
+from .client import AsyncClient, Client
+from .completion import (
+    CompletionRequest,
+    CompletionResponse,
+    CompletionResponseStreamItem,
+    CompletionResult,
+    CompletionSummary,
+    StreamChunk,
+    StreamSummary,
+    stream_item_from_json,
+)
+from .models import (
+    DEFAULT_MODEL,
+    ModelError,
+    ModelIntegrityError,
+    ModelNotPulledError,
+    UnknownModelError,
+)
+from .prompt import (
+    ControlTokenOverlap,
+    Cropping,
+    Image,
+    ImageControl,
+    Prompt,
+    PromptItem,
+    Text,
+    TextControl,
+    TokenControl,
+    Tokens,
+)
+from .validation import InvalidRequest
+
+__all__ = [
+    "AsyncClient",
+    "Client",
+    "CompletionRequest",
+    "CompletionResponse",
+    "CompletionResponseStreamItem",
+    "CompletionResult",
+    "CompletionSummary",
+    "ControlTokenOverlap",
+    "Cropping",
+    "DEFAULT_MODEL",
+    "Image",
+    "ImageControl",
+    "InvalidRequest",
+    "ModelError",
+    "ModelIntegrityError",
+    "ModelNotPulledError",
+    "Prompt",
+    "PromptItem",
+    "StreamChunk",
+    "StreamSummary",
+    "Text",
+    "TextControl",
+    "TokenControl",
+    "Tokens",
+    "UnknownModelError",
+    "stream_item_from_json",
+]

@@ -1,0 +1,305 @@
+"""Completion requests, responses and stream items. Data only.
+
+Field names, order, defaults and JSON shapes follow aleph_alpha_client 11.x, so code written for
+the Aleph Alpha API runs unchanged. The one field of ours is `CompletionRequest.seed`.
+SPEC.md (shared with the team) defines what each field does; the docstrings below say it briefly.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Union
+
+from .prompt import Prompt
+
+# Keys a recorded API request carries besides the request's own fields.
+_TRANSPORT_KEYS = {"model", "stream", "hosting", "tags"}
+
+
+@dataclass(frozen=True)
+class CompletionRequest:
+    """What to complete and how.
+
+    prompt: the prompt to continue (Text, Tokens; Image only on a model with a vision projector).
+    maximum_tokens: tokens to generate at most; None generates until end of text or the context is full.
+    temperature: 0 with top_k in {0, 1} and top_p 0 is greedy; otherwise logits are divided by it
+        (0 with top_k > 1 or top_p > 0 samples at temperature 1).
+    top_k: keep the k most likely tokens (0: off). top_p: keep the smallest most-likely set whose
+        probability reaches top_p (0: off). Applied in the order temperature, top_k, top_p.
+    presence_penalty, frequency_penalty: lower the logits of tokens already in the penalised
+        context: by p once (presence) and by f per occurrence (frequency); with the
+        use_multiplicative_* flags, divide positive / multiply negative logits by 1 + p and
+        (1 + f) ** count instead. The penalised context is the completion
+        (repetition_penalties_include_completion), the prompt (repetition_penalties_include_prompt)
+        and the tokens of penalty_bias, minus the tokens of penalty_exceptions (each tokenized
+        with and without a leading space) and of the stop sequences
+        (penalty_exceptions_include_stop_sequences, default on).
+    sequence_penalty (+ _min_length, use_multiplicative_sequence_penalty): penalise the token that
+        continued an earlier occurrence of the last min_length - 1 tokens.
+    best_of: generate this many candidates and return the n with the highest mean log-probability
+        per generated token. n: number of completions returned.
+    logit_bias: token id -> value added to its logit at every step.
+    log_probs: return log-probabilities of the sampled token plus the top `log_probs` tokens.
+    stop_sequences: generation stops when the text contains one; the completion ends right before it.
+    tokens: return completion_tokens. echo: prepend the prompt to the completion.
+    disable_optimizations: keep the prompt exactly as given (no merging of adjacent texts, no
+        stripping of surrounding whitespace).
+    minimum_tokens: end-of-text cannot be generated before this many tokens.
+    completion_bias_inclusion / exclusion (+ _first_token_only): restrict generation to / away
+        from the given strings.
+    contextual_control_threshold, control_log_additive: attention-control options of the API;
+        accepted, without effect (the local engine has no attention manipulation).
+    raw_completion: also return the completion with special tokens and the stop sequence.
+    steering_concepts: ids of steering concepts to apply.
+    seed: seed of the random streams (one per candidate); None draws a fresh one.
+    """
+
+    prompt: Prompt
+    maximum_tokens: Optional[int] = None
+    temperature: float = 0.0
+    top_k: int = 0
+    top_p: float = 0.0
+    presence_penalty: float = 0.0
+    frequency_penalty: float = 0.0
+    repetition_penalties_include_prompt: bool = False
+    use_multiplicative_presence_penalty: bool = False
+    penalty_bias: Optional[str] = None
+    penalty_exceptions: Optional[List[str]] = None
+    penalty_exceptions_include_stop_sequences: Optional[bool] = None
+    best_of: Optional[int] = None
+    n: int = 1
+    logit_bias: Optional[Dict[int, float]] = None
+    log_probs: Optional[int] = None
+    stop_sequences: Optional[List[str]] = None
+    tokens: bool = False
+    disable_optimizations: bool = False
+    minimum_tokens: int = 0
+    echo: bool = False
+    use_multiplicative_frequency_penalty: bool = False
+    sequence_penalty: float = 0.0
+    sequence_penalty_min_length: int = 2
+    use_multiplicative_sequence_penalty: bool = False
+    completion_bias_inclusion: Optional[Sequence[str]] = None
+    completion_bias_inclusion_first_token_only: bool = False
+    completion_bias_exclusion: Optional[Sequence[str]] = None
+    completion_bias_exclusion_first_token_only: bool = False
+    contextual_control_threshold: Optional[float] = None
+    control_log_additive: Optional[bool] = True
+    repetition_penalties_include_completion: bool = True
+    raw_completion: bool = False
+    steering_concepts: Optional[List[str]] = None
+    seed: Optional[int] = None
+
+    def to_json(self) -> Mapping[str, Any]:
+        """The request body of the API: every field that is not None."""
+        payload: Dict[str, Any] = {}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if value is None:
+                continue
+            if f.name == "prompt":
+                value = value.to_json()
+            elif f.name == "logit_bias":
+                value = {str(token): bias for token, bias in value.items()}
+            elif isinstance(value, tuple):
+                value = list(value)
+            payload[f.name] = value
+        return payload
+
+    @staticmethod
+    def from_json(json: Mapping[str, Any]) -> "CompletionRequest":
+        """Parse an API request body; `model` and `stream` (transport keys) are ignored."""
+        known = {f.name for f in fields(CompletionRequest)}
+        unknown = sorted(set(json) - known - _TRANSPORT_KEYS)
+        if unknown:
+            raise ValueError(f"unknown completion request field(s): {', '.join(unknown)}")
+        values = {key: value for key, value in json.items() if key in known}
+        if "prompt" not in values:
+            raise ValueError("prompt: a completion request needs a prompt")
+        values["prompt"] = Prompt.from_json(values["prompt"])
+        if values.get("logit_bias") is not None:
+            values["logit_bias"] = {int(token): bias for token, bias in values["logit_bias"].items()}
+        return CompletionRequest(**values)
+
+
+def _without_none(payload: Mapping[str, Any]) -> Dict[str, Any]:
+    return {key: value for key, value in payload.items() if value is not None}
+
+
+@dataclass(frozen=True)
+class CompletionResult:
+    """One completion.
+
+    log_probs: one dict per entry of completion_tokens (token string -> log-probability).
+    completion: the generated text, without special tokens, ending before a stop sequence.
+    completion_tokens: the generated tokens as strings (with `tokens=True`).
+    finish_reason: "maximum_tokens", "end_of_text" or "stop_sequence_reached".
+    raw_completion: every generated token's text, special tokens and stop sequence included.
+    """
+
+    log_probs: Optional[Sequence[Mapping[str, Optional[float]]]] = None
+    completion: Optional[str] = None
+    completion_tokens: Optional[Sequence[str]] = None
+    finish_reason: Optional[str] = None
+    raw_completion: Optional[str] = None
+
+    @staticmethod
+    def from_json(json: Mapping[str, Any]) -> "CompletionResult":
+        return CompletionResult(
+            log_probs=json.get("log_probs"),
+            completion=json.get("completion"),
+            completion_tokens=json.get("completion_tokens"),
+            finish_reason=json.get("finish_reason"),
+            raw_completion=json.get("raw_completion"),
+        )
+
+    def to_json(self, index: Optional[int] = None) -> Mapping[str, Any]:
+        """The API's shape: `index` first, then the fields that are set."""
+        return _without_none(
+            {
+                "index": index,
+                "log_probs": self.log_probs,
+                "completion": self.completion,
+                "raw_completion": self.raw_completion,
+                "completion_tokens": self.completion_tokens,
+                "finish_reason": self.finish_reason,
+            }
+        )
+
+
+@dataclass(frozen=True)
+class CompletionResponse:
+    """The completions of one request.
+
+    num_tokens_prompt_total: prompt tokens times the number of candidates (max(n, best_of)).
+    num_tokens_generated: tokens generated by all candidates together.
+    optimized_prompt: the prompt after optimizations, only when they changed it.
+    """
+
+    model_version: str
+    completions: Sequence[CompletionResult]
+    num_tokens_prompt_total: int
+    num_tokens_generated: int
+    optimized_prompt: Optional[Prompt] = None
+
+    @staticmethod
+    def from_json(json: Mapping[str, Any]) -> "CompletionResponse":
+        optimized = json.get("optimized_prompt")
+        return CompletionResponse(
+            model_version=json["model_version"],
+            completions=[CompletionResult.from_json(item) for item in json["completions"]],
+            num_tokens_prompt_total=json["num_tokens_prompt_total"],
+            num_tokens_generated=json["num_tokens_generated"],
+            optimized_prompt=Prompt.from_json(optimized) if optimized else None,
+        )
+
+    def to_json(self) -> Mapping[str, Any]:
+        return _without_none(
+            {
+                "completions": [result.to_json(index) for index, result in enumerate(self.completions)],
+                "model_version": self.model_version,
+                "num_tokens_prompt_total": self.num_tokens_prompt_total,
+                "num_tokens_generated": self.num_tokens_generated,
+                "optimized_prompt": self.optimized_prompt.to_json() if self.optimized_prompt else None,
+            }
+        )
+
+
+@dataclass(frozen=True)
+class StreamChunk:
+    """Text of completion `index` that has become final (it can no longer be cut by a stop)."""
+
+    index: int
+    log_probs: Optional[Sequence[Mapping[str, Optional[float]]]]
+    completion: str
+    raw_completion: Optional[str]
+    completion_tokens: Optional[Sequence[str]]
+
+    @staticmethod
+    def from_json(json: Mapping[str, Any]) -> "StreamChunk":
+        return StreamChunk(
+            index=json["index"],
+            log_probs=json.get("log_probs"),
+            completion=json["completion"],
+            raw_completion=json.get("raw_completion"),
+            completion_tokens=json.get("completion_tokens"),
+        )
+
+    def to_json(self) -> Mapping[str, Any]:
+        return _without_none(
+            {
+                "type": "stream_chunk",
+                "index": self.index,
+                "log_probs": self.log_probs,
+                "completion": self.completion,
+                "raw_completion": self.raw_completion,
+                "completion_tokens": self.completion_tokens,
+            }
+        )
+
+
+@dataclass(frozen=True)
+class StreamSummary:
+    """Completion `index` has ended, for `finish_reason`."""
+
+    index: int
+    model_version: str
+    finish_reason: str
+
+    @staticmethod
+    def from_json(json: Mapping[str, Any]) -> "StreamSummary":
+        return StreamSummary(
+            index=json["index"], model_version=json["model_version"], finish_reason=json["finish_reason"]
+        )
+
+    def to_json(self) -> Mapping[str, Any]:
+        return {
+            "type": "stream_summary",
+            "index": self.index,
+            "model_version": self.model_version,
+            "finish_reason": self.finish_reason,
+        }
+
+
+@dataclass(frozen=True)
+class CompletionSummary:
+    """Every completion of the request has ended; the request's token counts."""
+
+    optimized_prompt: Optional[Prompt]
+    num_tokens_prompt_total: int
+    num_tokens_generated: int
+
+    @staticmethod
+    def from_json(json: Mapping[str, Any]) -> "CompletionSummary":
+        optimized = json.get("optimized_prompt")
+        return CompletionSummary(
+            optimized_prompt=Prompt.from_json(optimized) if optimized else None,
+            num_tokens_prompt_total=json["num_tokens_prompt_total"],
+            num_tokens_generated=json["num_tokens_generated"],
+        )
+
+    def to_json(self) -> Mapping[str, Any]:
+        return _without_none(
+            {
+                "type": "completion_summary",
+                "optimized_prompt": self.optimized_prompt.to_json() if self.optimized_prompt else None,
+                "num_tokens_prompt_total": self.num_tokens_prompt_total,
+                "num_tokens_generated": self.num_tokens_generated,
+            }
+        )
+
+
+CompletionResponseStreamItem = Union[StreamChunk, StreamSummary, CompletionSummary]
+
+
+def stream_item_from_json(json: Mapping[str, Any]) -> CompletionResponseStreamItem:
+    """Parse one `data:` event of a completion stream."""
+    parsers = {
+        "stream_chunk": StreamChunk.from_json,
+        "stream_summary": StreamSummary.from_json,
+        "completion_summary": CompletionSummary.from_json,
+    }
+    kind = json.get("type")
+    if kind not in parsers:
+        raise ValueError(f"unknown stream item type {kind!r}; allowed: {', '.join(parsers)}")
+    return parsers[kind](json)

@@ -1,0 +1,200 @@
+"""llama.cpp through llama-cpp-python's low-level bindings: model, context, batch, KV cells.
+
+`LlamaModel` owns the native handles of one GGUF model and exposes the few operations the
+decode loop needs: tokenize, evaluate a batch of (token, position, sequence) entries, read the
+logits of that batch, and copy or drop a sequence's KV cells.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import logging
+import os
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import List, Optional, Sequence
+
+import llama_cpp
+
+from ..models import ModelError
+from ..sampling import TOKEN_END_OF_GENERATION, TOKEN_SPECIAL, Vocabulary
+
+DEFAULT_CONTEXT_LENGTH = 8192
+DEFAULT_MAX_SEQUENCES = 16
+BATCH_SIZE = 512
+
+_backend_lock = threading.Lock()
+_backend_ready = False
+
+
+def _init_backend() -> None:
+    global _backend_ready
+    with _backend_lock:
+        if not _backend_ready:
+            # llama-cpp-python routes llama.cpp's log through this logger; keep it to errors
+            # unless the user configured it.
+            native_log = logging.getLogger("llama-cpp-python")
+            if native_log.level == logging.NOTSET:
+                native_log.setLevel(logging.ERROR)
+            llama_cpp.llama_backend_init()
+            _backend_ready = True
+
+
+def default_threads() -> int:
+    """Threads for llama.cpp: the CPUs this process may use."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not on Linux
+        return max(1, os.cpu_count() or 1)
+
+
+@dataclass(frozen=True)
+class BatchEntry:
+    token: int
+    position: int
+    sequence: int
+    logits: bool
+
+
+class LlamaModel:
+    """One GGUF model and one llama.cpp context over it (unified KV cache shared by sequences)."""
+
+    def __init__(
+        self,
+        path: Path,
+        *,
+        context_length: Optional[int] = None,
+        threads: Optional[int] = None,
+        max_sequences: int = DEFAULT_MAX_SEQUENCES,
+    ):
+        _init_backend()
+        self.path = Path(path)
+        model_params = llama_cpp.llama_model_default_params()
+        self._model = llama_cpp.llama_model_load_from_file(str(self.path).encode(), model_params)
+        if not self._model:
+            raise ModelError(f"llama.cpp could not load {self.path} (not a GGUF model it supports)")
+        self._vocab = llama_cpp.llama_model_get_vocab(self._model)
+        self.vocab_size = llama_cpp.llama_vocab_n_tokens(self._vocab)
+        self.trained_context_length = llama_cpp.llama_model_n_ctx_train(self._model)
+        wanted = context_length or min(DEFAULT_CONTEXT_LENGTH, self.trained_context_length)
+        self.max_sequences = max_sequences
+        self.threads = threads or default_threads()
+
+        params = llama_cpp.llama_context_default_params()
+        params.n_ctx = wanted
+        params.n_batch = BATCH_SIZE
+        params.n_ubatch = BATCH_SIZE
+        params.n_seq_max = max_sequences
+        params.n_threads = self.threads
+        params.n_threads_batch = self.threads
+        params.kv_unified = True  # candidates share the prompt's cells
+        params.no_perf = True
+        self._context = llama_cpp.llama_init_from_model(self._model, params)
+        if not self._context:
+            llama_cpp.llama_model_free(self._model)
+            raise ModelError(f"llama.cpp could not create a context of {wanted} tokens for {self.path}")
+        self.context_length = llama_cpp.llama_n_ctx(self._context)
+        self._memory = llama_cpp.llama_get_memory(self._context)
+        self._batch_capacity = max(BATCH_SIZE, max_sequences)
+        self._batch = llama_cpp.llama_batch_init(self._batch_capacity, 0, 1)
+
+        self.bos = llama_cpp.llama_vocab_bos(self._vocab)
+        self.add_bos = bool(llama_cpp.llama_vocab_get_add_bos(self._vocab))
+        self.vocabulary = self._read_vocabulary()
+        self.end_of_generation = [
+            t for t in range(self.vocab_size) if self.vocabulary.flags(t) & TOKEN_END_OF_GENERATION
+        ]
+
+    # ---- vocabulary ---------------------------------------------------------------------------
+
+    def _piece(self, token: int, special: bool, buffer) -> bytes:
+        n = llama_cpp.llama_token_to_piece(self._vocab, token, buffer, len(buffer), 0, special)
+        if n < 0:  # buffer too small: -n is the size needed
+            buffer = ctypes.create_string_buffer(-n)
+            n = llama_cpp.llama_token_to_piece(self._vocab, token, buffer, len(buffer), 0, special)
+        return buffer.raw[:n]
+
+    def _read_vocabulary(self) -> Vocabulary:
+        vocabulary = Vocabulary(self.vocab_size)
+        buffer = ctypes.create_string_buffer(256)
+        for token in range(self.vocab_size):
+            text = self._piece(token, False, buffer)
+            raw = self._piece(token, True, buffer)
+            flags = 0
+            if llama_cpp.llama_vocab_is_eog(self._vocab, token):
+                flags |= TOKEN_END_OF_GENERATION
+            if raw and not text:
+                flags |= TOKEN_SPECIAL
+            vocabulary.set_token(token, text, raw, flags)
+        return vocabulary
+
+    def tokenize(self, text: str, parse_special: bool = True) -> List[int]:
+        """Token ids of `text`, without BOS/EOS; control-token text such as <|im_start|> is parsed
+        as the control token (as llama-server does) unless parse_special is False."""
+        data = text.encode("utf-8")
+        capacity = len(data) + 8
+        tokens = (llama_cpp.llama_token * capacity)()
+        n = llama_cpp.llama_tokenize(self._vocab, data, len(data), tokens, capacity, False, parse_special)
+        if n < 0:
+            capacity = -n
+            tokens = (llama_cpp.llama_token * capacity)()
+            n = llama_cpp.llama_tokenize(self._vocab, data, len(data), tokens, capacity, False, parse_special)
+        if n < 0:
+            raise ModelError(f"llama.cpp could not tokenize a text of {len(data)} bytes")
+        return list(tokens[:n])
+
+    def description(self) -> str:
+        buffer = ctypes.create_string_buffer(256)
+        n = llama_cpp.llama_model_desc(self._model, buffer, len(buffer))
+        return buffer.value[: max(n, 0)].decode("utf-8", "replace")
+
+    # ---- evaluation ---------------------------------------------------------------------------
+
+    def decode(self, entries: Sequence[BatchEntry]) -> int:
+        """Evaluate one batch; returns the address of its logits: one float32 row of vocab_size
+        per entry that asked for logits, in batch order. Valid until the next decode."""
+        if len(entries) > self._batch_capacity:
+            raise ValueError(f"batch of {len(entries)} entries, at most {self._batch_capacity}")
+        batch = self._batch
+        for i, entry in enumerate(entries):
+            batch.token[i] = entry.token
+            batch.pos[i] = entry.position
+            batch.n_seq_id[i] = 1
+            batch.seq_id[i][0] = entry.sequence
+            batch.logits[i] = entry.logits
+        batch.n_tokens = len(entries)
+        status = llama_cpp.llama_decode(self._context, batch)
+        if status != 0:
+            raise RuntimeError(
+                f"llama_decode failed with status {status}"
+                + (" (no room left in the context)" if status == 1 else "")
+            )
+        return ctypes.cast(llama_cpp.llama_get_logits(self._context), ctypes.c_void_p).value or 0
+
+    def copy_sequence(self, source: int, destination: int) -> None:
+        """Let `destination` share every KV cell of `source` (no data is copied)."""
+        llama_cpp.llama_memory_seq_cp(self._memory, source, destination, -1, -1)
+
+    def drop_sequence(self, sequence: int) -> None:
+        """Free the KV cells of `sequence` (cells shared with another sequence stay)."""
+        llama_cpp.llama_memory_seq_rm(self._memory, sequence, -1, -1)
+
+    def clear(self) -> None:
+        llama_cpp.llama_memory_clear(self._memory, False)
+
+    def cells_used(self, sequence: int) -> int:
+        """Positions held by `sequence` (0 when it holds none)."""
+        top = llama_cpp.llama_memory_seq_pos_max(self._memory, sequence)
+        return 0 if top < 0 else top - llama_cpp.llama_memory_seq_pos_min(self._memory, sequence) + 1
+
+    def close(self) -> None:
+        if getattr(self, "_context", None):
+            llama_cpp.llama_batch_free(self._batch)
+            llama_cpp.llama_free(self._context)
+            llama_cpp.llama_model_free(self._model)
+            self._context = None
+            self._model = None
+
+    def __del__(self):
+        self.close()

