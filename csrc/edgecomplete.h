@@ -160,6 +160,11 @@ typedef struct {
 int ec_sample_step(ec_workspace *ws, ec_sequence *const *seqs, int32_t n_seqs, float *logits,
                    int32_t n_rows, int32_t n_vocab, ec_step_result *results);
 
+/* The first step of a request: every sequence samples from the same row
+ * (the prompt's last logits), each from its own copy; the row is not modified. */
+int ec_sample_shared_row(ec_workspace *ws, ec_sequence *const *seqs, int32_t n_seqs,
+                         const float *row, int32_t n_vocab, ec_step_result *results);
+
 /* Accept a token without sampling (used for forced tokens and by tests). */
 int ec_sequence_accept(ec_sequence *seq, int32_t token, ec_step_result *result);
 

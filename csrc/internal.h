@@ -26,6 +26,7 @@ struct ec_workspace {
     float *values;    /* top_k heap: logits */
     int32_t *kept;    /* ids that survive top_k / top_p, in draw order */
     double *weights;  /* exp(l - max) of the kept ids */
+    float *row;       /* a sequence's copy of a shared logits row */
 };
 
 #endif

@@ -40,7 +40,8 @@ ec_workspace *ec_workspace_new(int32_t n_vocab) {
     ws->values = malloc((size_t)n_vocab * sizeof *ws->values);
     ws->kept = malloc((size_t)n_vocab * sizeof *ws->kept);
     ws->weights = malloc((size_t)n_vocab * sizeof *ws->weights);
-    if (!ws->ids || !ws->values || !ws->kept || !ws->weights) {
+    ws->row = malloc((size_t)n_vocab * sizeof *ws->row);
+    if (!ws->ids || !ws->values || !ws->kept || !ws->weights || !ws->row) {
         ec_workspace_free(ws);
         ec_fail(EC_ERR_MEMORY, "out of memory for a workspace of %d tokens", n_vocab);
         return NULL;
@@ -54,6 +55,7 @@ void ec_workspace_free(ec_workspace *ws) {
     free(ws->values);
     free(ws->kept);
     free(ws->weights);
+    free(ws->row);
     free(ws);
 }
 

@@ -267,12 +267,11 @@ static int sample_one(ec_workspace *ws, ec_sequence *seq, float *row, int32_t n_
     return ec_sequence_accept(seq, token, result);
 }
 
-int ec_sample_step(ec_workspace *ws, ec_sequence *const *seqs, int32_t n_seqs, float *logits,
-                   int32_t n_rows, int32_t n_vocab, ec_step_result *results) {
+static int check_step(ec_workspace *ws, ec_sequence *const *seqs, int32_t n_seqs,
+                      const float *logits, int32_t n_vocab, ec_step_result *results) {
     if (!ws || !seqs || !logits || !results)
         return ec_fail(EC_ERR_ARGUMENT, "workspace, sequences, logits and results are required");
-    if (n_seqs < 0 || n_seqs > n_rows)
-        return ec_fail(EC_ERR_ARGUMENT, "%d sequences for %d logits rows", n_seqs, n_rows);
+    if (n_seqs < 0) return ec_fail(EC_ERR_ARGUMENT, "negative number of sequences %d", n_seqs);
     if (ws->n_vocab < n_vocab)
         return ec_fail(EC_ERR_ARGUMENT, "workspace holds %d tokens, logits have %d", ws->n_vocab,
                        n_vocab);
@@ -284,8 +283,29 @@ int ec_sample_step(ec_workspace *ws, ec_sequence *const *seqs, int32_t n_seqs, f
         if (seqs[i]->status != EC_RUNNING)
             return ec_fail(EC_ERR_ARGUMENT, "sequence %d has already finished", i);
     }
+    return EC_OK;
+}
+
+int ec_sample_step(ec_workspace *ws, ec_sequence *const *seqs, int32_t n_seqs, float *logits,
+                   int32_t n_rows, int32_t n_vocab, ec_step_result *results) {
+    int rc = check_step(ws, seqs, n_seqs, logits, n_vocab, results);
+    if (rc != EC_OK) return rc;
+    if (n_seqs > n_rows)
+        return ec_fail(EC_ERR_ARGUMENT, "%d sequences for %d logits rows", n_seqs, n_rows);
     for (int32_t i = 0; i < n_seqs; i++) {
-        int rc = sample_one(ws, seqs[i], logits + (size_t)i * (size_t)n_vocab, n_vocab, &results[i]);
+        rc = sample_one(ws, seqs[i], logits + (size_t)i * (size_t)n_vocab, n_vocab, &results[i]);
+        if (rc != EC_OK) return rc;
+    }
+    return EC_OK;
+}
+
+int ec_sample_shared_row(ec_workspace *ws, ec_sequence *const *seqs, int32_t n_seqs,
+                         const float *row, int32_t n_vocab, ec_step_result *results) {
+    int rc = check_step(ws, seqs, n_seqs, row, n_vocab, results);
+    if (rc != EC_OK) return rc;
+    for (int32_t i = 0; i < n_seqs; i++) {
+        memcpy(ws->row, row, (size_t)n_vocab * sizeof *row);
+        rc = sample_one(ws, seqs[i], ws->row, n_vocab, &results[i]);
         if (rc != EC_OK) return rc;
     }
     return EC_OK;

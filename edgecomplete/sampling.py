@@ -165,17 +165,33 @@ class Sampler:
         self._handles = ffi.new("ec_sequence *[]", max_rows)
         self.max_rows = max_rows
 
-    def step(self, sequences: Seq[Sequence], logits_address: int, n_rows: int) -> List[StepResult]:
-        """Row i of the float32 logits at `logits_address` (n_rows x vocabulary size, modified in
-        place) belongs to sequences[i]; returns what each sequence sampled."""
+    def _prepare(self, sequences: Seq[Sequence]) -> int:
         n = len(sequences)
         if n > self.max_rows:
             raise ValueError(f"{n} sequences in one step, at most {self.max_rows}")
         for i, sequence in enumerate(sequences):
             self._handles[i] = sequence._handle
+        return n
+
+    def step(self, sequences: Seq[Sequence], logits_address: int, n_rows: int) -> List[StepResult]:
+        """Row i of the float32 logits at `logits_address` (n_rows x vocabulary size, modified in
+        place) belongs to sequences[i]; returns what each sequence sampled."""
+        n = self._prepare(sequences)
         logits = ffi.cast("float *", logits_address)
         _check(lib.ec_sample_step(self._workspace, self._handles, n, logits, n_rows,
                                   self.vocabulary.size, self._results))
+        return self._collect(n)
+
+    def step_shared(self, sequences: Seq[Sequence], row_address: int) -> List[StepResult]:
+        """Every sequence samples from the one logits row at `row_address` (left unmodified):
+        the first step of a request, whose candidates all continue the same prompt."""
+        n = self._prepare(sequences)
+        row = ffi.cast("float *", row_address)
+        _check(lib.ec_sample_shared_row(self._workspace, self._handles, n, row, self.vocabulary.size,
+                                        self._results))
+        return self._collect(n)
+
+    def _collect(self, n: int) -> List[StepResult]:
         results = self._results
         return [
             StepResult(results[i].token, results[i].status, results[i].text_length, results[i].stable_length)

@@ -204,7 +204,7 @@ def check_against_model(
         if r.maximum_tokens > limit:
             shared = (
                 "" if wanted == 1 else f" with {wanted} candidates sharing the prompt's cells"
-                f" ((prompt - 1) + {wanted} x maximum_tokens <= context)"
+                f" (prompt + {wanted} x (maximum_tokens - 1) <= context)"
             )
             raise InvalidRequest(
                 "maximum_tokens",
@@ -217,9 +217,7 @@ def check_against_model(
 
 def max_new_tokens(prompt_length: int, context_length: int, n_candidates: int) -> int:
     """Tokens each candidate may generate. Prompt + completion must fit the context (SPEC.md), and
-    the KV cells must suffice: the prompt's first prompt_length - 1 tokens are shared, and each
-    candidate holds its own copy of the last prompt token plus its generated tokens but the last
-    (which is sampled, never evaluated)."""
-    shared = max(prompt_length - 1, 0)
-    by_cells = (context_length - shared) // n_candidates
-    return max(0, min(by_cells, context_length - prompt_length))
+    the KV cells must suffice: the prompt's cells are shared, and each candidate adds its generated
+    tokens but the last (which is sampled, never evaluated)."""
+    free_cells = context_length - prompt_length
+    return max(0, min(free_cells // n_candidates + 1, free_cells))

@@ -58,7 +58,11 @@ class BatchEntry:
 
 
 class LlamaModel:
-    """One GGUF model and one llama.cpp context over it (unified KV cache shared by sequences)."""
+    """One GGUF model and one llama.cpp context over it (unified KV cache shared by sequences).
+
+    Numerics follow the context settings: flash attention on or off changes logits in the last
+    digits, enough to flip a near-tie between greedy candidates.
+    """
 
     def __init__(
         self,
@@ -67,6 +71,7 @@ class LlamaModel:
         context_length: Optional[int] = None,
         threads: Optional[int] = None,
         max_sequences: int = DEFAULT_MAX_SEQUENCES,
+        flash_attention: Optional[bool] = None,
     ):
         _init_backend()
         self.path = Path(path)
@@ -90,6 +95,8 @@ class LlamaModel:
         params.n_threads_batch = self.threads
         params.kv_unified = True  # candidates share the prompt's cells
         params.no_perf = True
+        # None leaves the choice to llama.cpp (on where the backend supports it).
+        params.flash_attn_type = {None: -1, False: 0, True: 1}[flash_attention]
         self._context = llama_cpp.llama_init_from_model(self._model, params)
         if not self._context:
             llama_cpp.llama_model_free(self._model)

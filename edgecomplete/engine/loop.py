@@ -1,13 +1,15 @@
 """The decode loop: every live candidate of a request advances by one token per llama_decode.
 
 Flow of one request:
-1. the prompt but its last token is evaluated once, on sequence 0;
-2. every other candidate shares those KV cells (llama_memory_seq_cp);
-3. each step is one batch with one entry per live candidate (its last token, its own sequence),
-   so every candidate gets its own logits row, even on the first step;
-4. the C sampler samples all rows in one call and feeds each candidate's stop matcher;
+1. the prompt is evaluated once, on sequence 0, with logits for its last token only;
+2. every other candidate shares those KV cells (llama_memory_seq_cp: no data is copied);
+3. the first step samples all candidates from that one logits row (each from its own copy);
+4. every later step is one batch with one entry per live candidate (its last token, its own
+   sequence), and the C sampler samples all rows in one call and feeds each stop matcher;
 5. a candidate that ends drops out of the batch and frees its cells.
 
+Evaluating the whole prompt in one batch keeps the numerics identical to llama.cpp's own path
+(a single-token batch can round differently from a larger one, and greedy ties are close).
 The loop yields engine events; stream.py turns them into the API's stream items.
 """
 
@@ -50,8 +52,8 @@ _FINISH_REASONS = {END_OF_TEXT: "end_of_text", STOP_SEQUENCE: "stop_sequence_rea
 class _Candidate:
     index: int
     sequence: Sequence
-    next_token: int
-    position: int
+    position: int  # where its next token goes
+    next_token: int = -1
     released: int = 0  # visible bytes already handed out
 
 
@@ -77,12 +79,13 @@ class Engine:
     def _run(self, plan: GenerationPlan) -> Iterator[EngineEvent]:
         model = self.model
         prompt = plan.prompt_tokens
-        prefix = prompt[:-1]
-        for start in range(0, len(prefix), BATCH_SIZE):
-            chunk = prefix[start : start + BATCH_SIZE]
-            model.decode([BatchEntry(t, start + j, 0, False) for j, t in enumerate(chunk)])
+        for start in range(0, len(prompt), BATCH_SIZE):
+            chunk = prompt[start : start + BATCH_SIZE]
+            last_row = model.decode(
+                [BatchEntry(t, start + j, 0, start + j == len(prompt) - 1) for j, t in enumerate(chunk)]
+            )
         candidates = [
-            _Candidate(index, Sequence(model.vocabulary, config), prompt[-1], len(prefix))
+            _Candidate(index, Sequence(model.vocabulary, config), position=len(prompt))
             for index, config in enumerate(plan.samplers)
         ]
         for candidate in candidates[1:]:
@@ -93,11 +96,8 @@ class Engine:
             return
 
         live = candidates
-        while live:
-            logits = model.decode(
-                [BatchEntry(c.next_token, c.position, c.index, True) for c in live]
-            )
-            results = self.sampler.step([c.sequence for c in live], logits, len(live))
+        results = self.sampler.step_shared([c.sequence for c in live], last_row)
+        while True:
             still_live: List[_Candidate] = []
             for candidate, result in zip(live, results):
                 reason = _FINISH_REASONS.get(result.status)
@@ -114,6 +114,11 @@ class Engine:
                     yield SequenceFinished(candidate.index, reason)
                 else:
                     candidate.next_token = result.token
-                    candidate.position += 1
                     still_live.append(candidate)
             live = still_live
+            if not live:
+                return
+            logits = model.decode([BatchEntry(c.next_token, c.position, c.index, True) for c in live])
+            for candidate in live:
+                candidate.position += 1
+            results = self.sampler.step([c.sequence for c in live], logits, len(live))

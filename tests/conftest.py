@@ -1,0 +1,23 @@
+"""Shared fixtures: the real default model, pulled on first use, and one client for the session."""
+
+import pytest
+
+from edgecomplete import Client, models
+
+MODEL = "smollm2-135m"
+
+
+@pytest.fixture(scope="session")
+def smollm2_path():
+    return models.pull(MODEL)
+
+
+@pytest.fixture(scope="session")
+def client(smollm2_path):
+    with Client() as client:
+        yield client
+
+
+@pytest.fixture(scope="session")
+def engine(client):
+    return client.engine(MODEL)
