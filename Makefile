@@ -1,0 +1,34 @@
+# The two set-up commands of the README:
+#   make run    creates .venv, installs edgecomplete, pulls the default model if missing, completes a prompt
+#   make test   creates .venv, installs edgecomplete with its test tools, pulls both models, runs every test
+# CMAKE_ARGS (for example -DGGML_CUDA=on) is passed through to the llama-cpp-python build.
+
+PYTHON ?= python3
+VENV ?= .venv
+PROMPT ?= The future of AI is
+MAX_TOKENS ?= 50
+
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: run test bench clean
+
+$(STAMP): pyproject.toml setup.py $(wildcard csrc/*.c csrc/*.h csrc/*.py)
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --upgrade pip
+	$(BIN)/python -m pip install -e '.[test]'
+	touch $@
+
+run: $(STAMP)
+	$(BIN)/edgecomplete complete "$(PROMPT)" --max-tokens $(MAX_TOKENS)
+
+test: $(STAMP)
+	$(BIN)/edgecomplete models pull smollm2-135m
+	$(BIN)/edgecomplete models pull gemma-3-270m
+	$(BIN)/python -m pytest -m "slow or not slow"
+
+bench: $(STAMP)
+	$(BIN)/python -m bench.sampling
+
+clean:
+	rm -rf $(VENV) build *.egg-info edgecomplete/_native*.so

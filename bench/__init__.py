@@ -1,0 +1,1 @@
+"""Benchmarks against llama-cpp-python; run them as `python -m bench.NAME`."""

@@ -1,0 +1,76 @@
+"""Helpers shared by the benchmarks: models, the reference engine, timing, report tables.
+
+Every benchmark measures edgecomplete and llama-cpp-python's high-level `Llama` on the same GGUF,
+with the same prompt, parameters, threads and attention setting, in the same run, and prints
+ratios (edgecomplete / reference: > 1 means edgecomplete is faster).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import time
+from pathlib import Path
+from typing import Callable, Dict, List
+
+from llama_cpp import Llama
+
+from edgecomplete import models
+from edgecomplete.engine.llama import default_threads
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def arguments(description: str) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--models", nargs="+", default=["smollm2-135m", "gemma-3-270m"])
+    parser.add_argument("--tokens", type=int, default=128, help="tokens per completion")
+    parser.add_argument("--repeats", type=int, default=5, help="timed runs per case (the median is kept)")
+    parser.add_argument("--threads", type=int, default=default_threads(), help="for both engines")
+    return parser
+
+
+def model_path(name: str) -> Path:
+    """The model's GGUF, pulled first if needed."""
+    return models.pull(name)
+
+
+def reference_llama(path: Path, threads: int, flash_attention: bool, n_ctx: int = 2048, **options) -> Llama:
+    return Llama(str(path), n_ctx=n_ctx, n_threads=threads, n_threads_batch=threads,
+                 flash_attn=flash_attention, verbose=False, **options)
+
+
+def interleaved_rates(runs: Dict[str, Callable[[], int]], repeats: int) -> Dict[str, Dict[str, float]]:
+    """Each run returns the tokens it produced. After one warm-up each, the runs take turns
+    `repeats` times (so drift of the machine hits all alike); median tokens/s per run."""
+    for run in runs.values():
+        run()
+    rates: Dict[str, List[float]] = {name: [] for name in runs}
+    tokens: Dict[str, List[int]] = {name: [] for name in runs}
+    for _ in range(repeats):
+        for name, run in runs.items():
+            start = time.perf_counter()
+            produced = run()
+            rates[name].append(produced / (time.perf_counter() - start))
+            tokens[name].append(produced)
+    return {
+        name: {"tokens_per_s": statistics.median(rates[name]), "tokens": statistics.median(tokens[name]),
+               "all_tokens_per_s": rates[name]}
+        for name in runs
+    }
+
+
+def print_table(title: str, header: List[str], rows: List[List]) -> None:
+    widths = [max(len(str(x)) for x in column) for column in zip(header, *rows)]
+    print(f"\n{title}")
+    print("  ".join(str(h).ljust(w) for h, w in zip(header, widths)))
+    for row in rows:
+        print("  ".join(str(x).ljust(w) for x, w in zip(row, widths)))
+
+
+def save(name: str, data) -> Path:
+    RESULTS.mkdir(exist_ok=True)
+    path = RESULTS / f"{name}.json"
+    path.write_text(json.dumps(data, indent=2))
+    return path

@@ -1,0 +1,47 @@
+"""gemma-3-270m (262,144-token vocabulary, sliding-window attention) loads and completes.
+
+Marked slow: it pulls 253 MB on first use; `make test` runs it, `pytest` alone skips it.
+"""
+
+import pytest
+from llama_cpp import Llama
+
+from edgecomplete import Client, CompletionRequest, Prompt, models
+
+pytestmark = pytest.mark.slow
+MODEL = "gemma-3-270m"
+
+
+@pytest.fixture(scope="module")
+def gemma():
+    path = models.pull(MODEL)
+    with Client(flash_attention=True) as client:
+        yield client, path
+
+
+def test_gemma_completes_greedily_like_llama_cpp(gemma):
+    client, path = gemma
+    prompt = "The three primary colours are"
+    response = client.complete(CompletionRequest(prompt=Prompt.from_text(prompt), maximum_tokens=24), model=MODEL)
+    engine = client.engine(MODEL)
+    assert engine.model.vocab_size == 262_144
+    assert response.num_tokens_generated > 0
+    assert response.num_tokens_prompt_total == len(engine.model.tokenize(prompt)) + 1  # BOS
+    reference = Llama(str(path), n_ctx=1024, n_threads=2, flash_attn=True, verbose=False)
+    theirs = reference.create_completion(prompt, max_tokens=24, temperature=0.0, repeat_penalty=1.0)
+    assert response.completions[0].completion == theirs["choices"][0]["text"]
+
+
+def test_gemma_samples_candidates_with_penalties_and_stops(gemma):
+    client, _ = gemma
+    request = CompletionRequest(
+        prompt=Prompt.from_text("Write a list of fruits:\n1."), maximum_tokens=40, temperature=0.8, top_k=40,
+        top_p=0.9, presence_penalty=0.5, frequency_penalty=0.5, n=2, seed=3, stop_sequences=["\n\n"],
+    )
+    first = client.complete(request, model=MODEL)
+    again = client.complete(request, model=MODEL)
+    assert [c.completion for c in first.completions] == [c.completion for c in again.completions]
+    assert len(first.completions) == 2
+    for result in first.completions:
+        assert "\n\n" not in result.completion
+        assert result.finish_reason in ("maximum_tokens", "end_of_text", "stop_sequence_reached")
