@@ -109,9 +109,6 @@ class LlamaModel:
         self.bos = llama_cpp.llama_vocab_bos(self._vocab)
         self.add_bos = bool(llama_cpp.llama_vocab_get_add_bos(self._vocab))
         self.vocabulary = self._read_vocabulary()
-        self.end_of_generation = [
-            t for t in range(self.vocab_size) if self.vocabulary.flags(t) & TOKEN_END_OF_GENERATION
-        ]
 
     # ---- vocabulary ---------------------------------------------------------------------------
 
@@ -151,11 +148,6 @@ class LlamaModel:
             raise ModelError(f"llama.cpp could not tokenize a text of {len(data)} bytes")
         return list(tokens[:n])
 
-    def description(self) -> str:
-        buffer = ctypes.create_string_buffer(256)
-        n = llama_cpp.llama_model_desc(self._model, buffer, len(buffer))
-        return buffer.value[: max(n, 0)].decode("utf-8", "replace")
-
     # ---- evaluation ---------------------------------------------------------------------------
 
     def decode(self, entries: Sequence[BatchEntry]) -> int:
@@ -189,11 +181,6 @@ class LlamaModel:
 
     def clear(self) -> None:
         llama_cpp.llama_memory_clear(self._memory, False)
-
-    def cells_used(self, sequence: int) -> int:
-        """Positions held by `sequence` (0 when it holds none)."""
-        top = llama_cpp.llama_memory_seq_pos_max(self._memory, sequence)
-        return 0 if top < 0 else top - llama_cpp.llama_memory_seq_pos_min(self._memory, sequence) + 1
 
     def close(self) -> None:
         if getattr(self, "_context", None):
