@@ -48,15 +48,18 @@ def interleaved_rates(runs: Dict[str, Callable[[], int]], repeats: int) -> Dict[
         run()
     rates: Dict[str, List[float]] = {name: [] for name in runs}
     tokens: Dict[str, List[int]] = {name: [] for name in runs}
+    seconds: Dict[str, List[float]] = {name: [] for name in runs}
     for _ in range(repeats):
         for name, run in runs.items():
             start = time.perf_counter()
             produced = run()
-            rates[name].append(produced / (time.perf_counter() - start))
+            elapsed = time.perf_counter() - start
+            rates[name].append(produced / elapsed)
             tokens[name].append(produced)
+            seconds[name].append(elapsed)
     return {
         name: {"tokens_per_s": statistics.median(rates[name]), "tokens": statistics.median(tokens[name]),
-               "all_tokens_per_s": rates[name]}
+               "seconds": statistics.median(seconds[name]), "all_tokens_per_s": rates[name]}
         for name in runs
     }
 

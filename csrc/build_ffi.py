@@ -10,7 +10,7 @@ from pathlib import Path
 from cffi import FFI
 
 CSRC = Path(__file__).resolve().parent
-SOURCES = ["vocab.c", "sampling.c", "stop.c", "sequence.c"]
+SOURCES = ["vocab.c", "sampling.c", "stop.c", "logprob.c", "constrain.c", "rank.c", "sequence.c"]
 
 
 def header_declarations() -> str:
@@ -32,7 +32,7 @@ ffibuilder.set_source(
     # setuptools wants source paths relative to the project root.
     sources=[f"csrc/{name}" for name in SOURCES],
     include_dirs=["csrc"],
-    extra_compile_args=["-O3", "-std=c11", "-ffp-contract=off", "-Wall", "-Wextra", "-Wno-unused-parameter"],
+    extra_compile_args=["-O3", "-std=c11", "-ffp-contract=off", "-fno-trapping-math", "-Wall", "-Wextra", "-Wno-unused-parameter"],
     libraries=["m"],
 )
 

@@ -9,6 +9,9 @@
  *   sampling.c  the per-row stages: logit bias, masks, penalties, temperature,
  *               top_k, top_p, draw; the seeded per-sequence random stream
  *   stop.c      stop-sequence matcher over decoded bytes (Aho-Corasick)
+ *   logprob.c   log-softmax of raw rows (vectorisable), top-n, scoring rows
+ *   constrain.c completion_bias_inclusion / _exclusion over the sorted pieces
+ *   rank.c      best_of: candidates by mean raw log-prob
  *   sequence.c  per-sequence state (penalty counts, text, stop matcher) and the
  *               batch step that samples every row of one decode step
  *
@@ -33,6 +36,9 @@
 #define EC_TOKEN_END_OF_GENERATION 1
 #define EC_TOKEN_SPECIAL 2
 
+/* Most alternatives a step reports (log_probs). */
+#define EC_MAX_LOG_PROBS 20
+
 /* Sequence status after a step. */
 #define EC_RUNNING 0
 #define EC_END_OF_TEXT 1
@@ -54,12 +60,15 @@ int ec_vocab_set_token(ec_vocab *vocab, int32_t token, const char *text, int32_t
 /* Pointer to the token's bytes (raw != 0: the raw rendering); NULL on a bad token. */
 const char *ec_vocab_piece(const ec_vocab *vocab, int32_t token, int32_t raw, int32_t *len);
 int32_t ec_vocab_flags(const ec_vocab *vocab, int32_t token);
+/* Call once every token is set: indexes the visible pieces (sorted) for the
+ * completion-bias constraints. */
+int ec_vocab_finalize(ec_vocab *vocab);
 
 /* ---- random stream ---------------------------------------------------- */
 
-/* Uniform draw in [0, 1) for (seed, stream, step): counter-based, so a
- * sequence's draws never depend on what else shares its batch. */
-double ec_uniform(uint64_t seed, uint64_t stream, uint64_t step);
+/* Uniform draw in [0, 1) for (seed, step): counter-based, so a sequence's
+ * draws never depend on what else shares its batch. */
+double ec_uniform(uint64_t seed, uint64_t step);
 
 /* ---- sampling stages on one row of logits ------------------------------ */
 
@@ -90,6 +99,35 @@ int32_t ec_filter(const float *logits, int32_t n_vocab, int32_t top_k, float top
  * negative error. */
 int32_t ec_sample_row(float *logits, int32_t n_vocab, float temperature, int32_t top_k,
                       float top_p, double u, ec_workspace *ws);
+
+/* Sequence penalty: every distinct token that followed an occurrence of `key`
+ * (the last min_length - 1 generated tokens) in `context` has its logit
+ * lowered by `penalty` (or divided / multiplied by 1 + penalty). */
+int ec_apply_sequence_penalty(float *logits, int32_t n_vocab, const int32_t *context,
+                              int32_t n_context, const int32_t *key, int32_t n_key, float penalty,
+                              bool multiplicative, ec_workspace *ws);
+
+/* Completion bias after `generated` visible bytes (vocab finalized).
+ * Inclusion: only tokens whose piece keeps the text a prefix of an option
+ * stay (end-of-generation tokens stay when no other token does).
+ * Exclusion: tokens that make the text start with an excluded string are
+ * banned. first_token_only: the rule of step 0 (a first token of an option:
+ * its piece is a prefix of the string, or for exclusion also extends it). */
+int ec_apply_completion_bias(float *logits, const ec_vocab *vocab, const char *generated,
+                             int64_t n_generated, const char *options, const int32_t *lengths,
+                             int32_t n_options, bool inclusion, bool first_token_only,
+                             ec_workspace *ws);
+
+/* ---- log-probabilities of the raw model distribution ------------------- */
+
+/* log Z of a row: log p(t) = logits[t] - log Z. */
+double ec_log_normalizer(const float *logits, int32_t n_vocab);
+/* For each of n_rows rows: the log-prob of targets[r] (targets may be NULL)
+ * and the top_n tokens by log-prob (ties: lower id), top_n <= EC_MAX_LOG_PROBS.
+ * Outputs: target_logprobs[n_rows], top_tokens/top_logprobs[n_rows * top_n]. */
+int ec_score_rows(const float *logits, int32_t n_rows, int32_t n_vocab, const int32_t *targets,
+                  int32_t top_n, ec_workspace *ws, float *target_logprobs, int32_t *top_tokens,
+                  float *top_logprobs);
 
 /* ---- stop sequences ----------------------------------------------------- */
 
@@ -128,12 +166,29 @@ typedef struct {
 
     int32_t minimum_tokens;              /* end-of-generation masked before this many */
 
+    float sequence_penalty;
+    int32_t sequence_min_length;         /* >= 2 */
+    bool multiplicative_sequence;
+    const int32_t *sequence_context;     /* searched for repeats (prompt and/or penalty_bias) */
+    int32_t n_sequence_context;          /* the completion joins it when penalize_completion */
+
+    const char *inclusion_bytes;         /* completion_bias_inclusion, concatenated */
+    const int32_t *inclusion_lengths;
+    int32_t n_inclusion;
+    bool inclusion_first_token_only;
+    const char *exclusion_bytes;         /* completion_bias_exclusion, concatenated */
+    const int32_t *exclusion_lengths;
+    int32_t n_exclusion;
+    bool exclusion_first_token_only;
+
+    bool score;                          /* track raw log-probs of sampled tokens (best_of) */
+    int32_t log_probs;                   /* -1: none; else alternatives to report (<= 20) */
+
     const char *stop_bytes;              /* stop sequences, concatenated */
     const int32_t *stop_lengths;
     int32_t n_stops;
 
-    uint64_t seed;
-    uint64_t stream;                     /* candidate index inside the request */
+    uint64_t seed;                       /* the request's seed + the candidate's index */
 } ec_sequence_config;
 
 typedef struct ec_sequence ec_sequence;
@@ -152,11 +207,15 @@ typedef struct {
     int32_t status;         /* EC_RUNNING, EC_END_OF_TEXT or EC_STOP_SEQUENCE */
     int64_t text_length;    /* visible bytes so far (after a stop: up to its start) */
     int64_t stable_length;  /* visible bytes no stop sequence can cut any more */
+    float logprob;          /* raw log-prob of token (NaN unless score or log_probs) */
+    int32_t n_top;          /* alternatives below (log_probs) */
+    int32_t top_tokens[20];
+    float top_logprobs[20];
 } ec_step_result;
 
-/* One decode step: row i of logits (n_rows x n_vocab, modified in place)
- * belongs to seqs[i]. Samples every row, then accepts each token into its
- * sequence (penalty counts, text, stop matcher). */
+/* One decode step: row i of logits (n_rows x n_vocab) belongs to seqs[i].
+ * Samples every row (in place, unless a sequence wants log-probs: then from a
+ * copy), then accepts each token into its sequence. */
 int ec_sample_step(ec_workspace *ws, ec_sequence *const *seqs, int32_t n_seqs, float *logits,
                    int32_t n_rows, int32_t n_vocab, ec_step_result *results);
 
@@ -167,6 +226,13 @@ int ec_sample_shared_row(ec_workspace *ws, ec_sequence *const *seqs, int32_t n_s
 
 /* Accept a token without sampling (used for forced tokens and by tests). */
 int ec_sequence_accept(ec_sequence *seq, int32_t token, ec_step_result *result);
+
+/* Mean raw log-prob per generated token (NaN before the first or unscored). */
+double ec_sequence_mean_logprob(const ec_sequence *seq);
+
+/* best_of: order of n sequences by mean raw log-prob, highest first, ties to
+ * the lower index. */
+int ec_rank_sequences(ec_sequence *const *seqs, int32_t n, int32_t *order);
 
 /* Penalised multiset of a sequence, for inspection: writes up to capacity
  * (token, count) pairs, returns the number of distinct tokens. */

@@ -9,6 +9,7 @@
  */
 #include <math.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "internal.h"
 
@@ -20,8 +21,8 @@ static uint64_t mix64(uint64_t z) { /* splitmix64 finaliser */
     return z ^ (z >> 31);
 }
 
-double ec_uniform(uint64_t seed, uint64_t stream, uint64_t step) {
-    uint64_t key = mix64(seed + 0x9E3779B97F4A7C15ULL * (stream + 1));
+double ec_uniform(uint64_t seed, uint64_t step) {
+    uint64_t key = mix64(seed ^ 0x9E3779B97F4A7C15ULL);
     uint64_t bits = mix64(key ^ mix64(0xD1B54A32D192ED03ULL * (step + 1)));
     return (double)(bits >> 11) * 0x1.0p-53;
 }
@@ -41,7 +42,8 @@ ec_workspace *ec_workspace_new(int32_t n_vocab) {
     ws->kept = malloc((size_t)n_vocab * sizeof *ws->kept);
     ws->weights = malloc((size_t)n_vocab * sizeof *ws->weights);
     ws->row = malloc((size_t)n_vocab * sizeof *ws->row);
-    if (!ws->ids || !ws->values || !ws->kept || !ws->weights || !ws->row) {
+    ws->mark = calloc((size_t)n_vocab, sizeof *ws->mark);
+    if (!ws->ids || !ws->values || !ws->kept || !ws->weights || !ws->row || !ws->mark) {
         ec_workspace_free(ws);
         ec_fail(EC_ERR_MEMORY, "out of memory for a workspace of %d tokens", n_vocab);
         return NULL;
@@ -56,6 +58,7 @@ void ec_workspace_free(ec_workspace *ws) {
     free(ws->kept);
     free(ws->weights);
     free(ws->row);
+    free(ws->mark);
     free(ws);
 }
 
@@ -124,6 +127,33 @@ int ec_apply_penalties(float *logits, int32_t n_vocab, const int32_t *tokens, co
             l = l - (float)counts[i] * frequency;
         logits[tokens[i]] = l;
     }
+    return EC_OK;
+}
+
+int ec_apply_sequence_penalty(float *logits, int32_t n_vocab, const int32_t *context,
+                              int32_t n_context, const int32_t *key, int32_t n_key, float penalty,
+                              bool multiplicative, ec_workspace *ws) {
+    int rc = check_row(logits, n_vocab);
+    if (rc == EC_OK) rc = check_tokens(context, n_context, n_vocab, "sequence penalty context");
+    if (rc == EC_OK) rc = check_tokens(key, n_key, n_vocab, "sequence penalty key");
+    if (rc != EC_OK) return rc;
+    if (!ws || ws->n_vocab < n_vocab)
+        return ec_fail(EC_ERR_ARGUMENT, "workspace is missing or smaller than n_vocab %d", n_vocab);
+    if (n_key < 1) return ec_fail(EC_ERR_ARGUMENT, "sequence penalty key must hold >= 1 token");
+    if (multiplicative && !(1.0 + penalty > 0))
+        return ec_fail(EC_ERR_ARGUMENT, "multiplicative sequence_penalty needs 1 + s > 0");
+    float factor = (float)(1.0 + (double)penalty);
+    int32_t n_marked = 0;
+    for (int32_t i = 0; i + n_key < n_context; i++) {
+        if (memcmp(context + i, key, (size_t)n_key * sizeof *key) != 0) continue;
+        int32_t follower = context[i + n_key];
+        if (ws->mark[follower]) continue; /* each distinct follower once */
+        ws->mark[follower] = 1;
+        ws->ids[n_marked++] = follower;
+        float l = logits[follower];
+        logits[follower] = multiplicative ? penalise(l, factor) : l - penalty;
+    }
+    for (int32_t j = 0; j < n_marked; j++) ws->mark[ws->ids[j]] = 0;
     return EC_OK;
 }
 
@@ -198,8 +228,8 @@ static void heap_sift_up(int32_t *ids, float *vals, int32_t i) {
  * vocabulary: one pass keeps a heap of k; ids only grow during the pass, so a
  * later token can only enter by being strictly larger than the heap's worst,
  * and a block of 16 logits is skipped after one vectorisable comparison. */
-static int32_t select_top_k(const float *logits, int32_t n_vocab, int32_t k, ec_workspace *ws,
-                            int32_t *out) {
+int32_t ec_top_k(const float *logits, int32_t n_vocab, int32_t k, ec_workspace *ws, int32_t *out) {
+    if (k > n_vocab) k = n_vocab;
     int32_t *ids = ws->ids;
     float *vals = ws->values;
     int32_t n = 0, i = 0;
@@ -275,7 +305,7 @@ int32_t ec_filter(const float *logits, int32_t n_vocab, int32_t top_k, float top
         return n;
     }
     if (use_top_k) {
-        int32_t n = select_top_k(logits, n_vocab, top_k, ws, kept);
+        int32_t n = ec_top_k(logits, n_vocab, top_k, ws, kept);
         if (n == 0 || top_p == 0) return n;
         double max_logit = logits[kept[0]], total = 0;
         for (int32_t j = 0; j < n; j++) total += weight(logits[kept[j]], max_logit);

@@ -51,6 +51,7 @@ void ec_vocab_free(ec_vocab *v) {
     free(v->raw_len);
     free(v->flags);
     free(v->end_of_generation);
+    free(v->sorted);
     free(v->bytes);
     free(v);
 }
@@ -80,6 +81,9 @@ int ec_vocab_set_token(ec_vocab *v, int32_t token, const char *text, int32_t tex
         return ec_fail(EC_ERR_ARGUMENT, "token %d: bad piece lengths", token);
     if (flags & ~(EC_TOKEN_END_OF_GENERATION | EC_TOKEN_SPECIAL))
         return ec_fail(EC_ERR_ARGUMENT, "token %d: unknown flags %d", token, flags);
+    free(v->sorted); /* the index is stale until ec_vocab_finalize */
+    v->sorted = NULL;
+    v->n_sorted = 0;
     int64_t text_offset = append_bytes(v, text, text_len);
     int64_t raw_offset = text_offset < 0 ? -1 : append_bytes(v, raw, raw_len);
     if (raw_offset < 0) return ec_fail(EC_ERR_MEMORY, "out of memory for token pieces");
@@ -118,4 +122,58 @@ int32_t ec_vocab_flags(const ec_vocab *v, int32_t token) {
     if (!v || token < 0 || token >= v->n_vocab)
         return ec_fail(EC_ERR_ARGUMENT, "token %d outside the vocabulary", token);
     return v->flags[token];
+}
+
+/* ---- sorted index of visible pieces ------------------------------------------ */
+
+static _Thread_local const ec_vocab *sorting_vocab; /* qsort has no context argument */
+
+static int compare_bytes(const char *a, int32_t la, const char *b, int32_t lb) {
+    int c = memcmp(a, b, (size_t)(la < lb ? la : lb));
+    return c != 0 ? c : (la > lb) - (la < lb);
+}
+
+static int compare_pieces(const void *pa, const void *pb) {
+    int32_t a = *(const int32_t *)pa, b = *(const int32_t *)pb, la, lb;
+    const char *x = ec_piece(sorting_vocab, a, &la), *y = ec_piece(sorting_vocab, b, &lb);
+    int c = compare_bytes(x, la, y, lb);
+    return c != 0 ? c : (a > b) - (a < b);
+}
+
+int ec_vocab_finalize(ec_vocab *v) {
+    if (!v) return ec_fail(EC_ERR_ARGUMENT, "vocabulary is NULL");
+    int32_t *sorted = malloc((size_t)v->n_vocab * sizeof *sorted);
+    if (!sorted) return ec_fail(EC_ERR_MEMORY, "out of memory for the vocabulary index");
+    int32_t n = 0;
+    for (int32_t t = 0; t < v->n_vocab; t++)
+        if (v->text_len[t] > 0) sorted[n++] = t;
+    sorting_vocab = v;
+    qsort(sorted, (size_t)n, sizeof *sorted, compare_pieces);
+    free(v->sorted);
+    v->sorted = sorted;
+    v->n_sorted = n;
+    return EC_OK;
+}
+
+void ec_vocab_find(const ec_vocab *v, const char *bytes, int32_t len, int prefix, int32_t *first,
+                   int32_t *last) {
+    /* lower bound of `bytes`, then the run of pieces equal to / starting with it */
+    int32_t lo = 0, hi = v->n_sorted;
+    while (lo < hi) {
+        int32_t mid = lo + (hi - lo) / 2, lm;
+        const char *piece = ec_piece(v, v->sorted[mid], &lm);
+        if (compare_bytes(piece, lm, bytes, len) < 0) lo = mid + 1;
+        else hi = mid;
+    }
+    int32_t end = lo;
+    while (end < v->n_sorted) {
+        int32_t lm;
+        const char *piece = ec_piece(v, v->sorted[end], &lm);
+        bool match = prefix ? (lm >= len && memcmp(piece, bytes, (size_t)len) == 0)
+                            : (lm == len && memcmp(piece, bytes, (size_t)len) == 0);
+        if (!match) break;
+        end++;
+    }
+    *first = lo;
+    *last = end;
 }

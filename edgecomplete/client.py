@@ -82,7 +82,7 @@ class Client:
         check_request(request)  # before loading anything; plan_completion adds the model's rules
         engine = self.engine(model)
         plan = plan_completion(request, engine.model)
-        return stream_items(plan, engine.generate(plan), engine.model_version)
+        return stream_items(plan, engine.generate(plan), engine.model_version, engine.model.vocabulary)
 
     def complete(self, request: CompletionRequest, model: str) -> CompletionResponse:
         """Generate the completion(s) of `request` on `model`."""

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import secrets
 from dataclasses import dataclass, replace
-from typing import List, Optional, Protocol, Tuple
+from typing import List, Optional, Protocol, Sequence, Tuple
 
 from .completion import CompletionRequest
 from .prompt import Prompt, Text, Tokens
@@ -32,14 +32,23 @@ class GenerationPlan:
 
     prompt_tokens: Tuple[int, ...]
     optimized_prompt: Optional[Prompt]  # set only when optimizations changed the prompt
-    n: int  # completions returned
+    n: int  # completions returned (the best n of the candidates when best_of > n)
     samplers: Tuple[SamplerConfig, ...]  # one per candidate, in candidate order
     maximum_tokens: int  # per candidate, resolved against the context
-    include_raw_completion: bool
+    include_raw_completion: bool = False
+    echo: bool = False
+    log_probs: Optional[int] = None
+    tokens: bool = False  # return completion_tokens
+    ranked: bool = False  # best_of: rank the candidates, return the best n
 
     @property
     def num_tokens_prompt_total(self) -> int:
         return len(self.prompt_tokens) * len(self.samplers)
+
+    @property
+    def want_token_entries(self) -> bool:
+        """Whether the loop must report tokens one by one (completion_tokens or log_probs)."""
+        return self.tokens or self.log_probs is not None
 
 
 def optimize_prompt(prompt: Prompt) -> Prompt:
@@ -88,21 +97,6 @@ def _exception_tokens(request: CompletionRequest, model: ModelFacts) -> Tuple[in
     return tuple(sorted(found))
 
 
-def _not_yet(request: CompletionRequest) -> None:
-    unsupported = {
-        "best_of": (request.best_of or 1) > 1,
-        "log_probs": request.log_probs is not None,
-        "echo": request.echo,
-        "tokens": request.tokens,
-        "sequence_penalty": request.sequence_penalty != 0,
-        "completion_bias_inclusion": bool(request.completion_bias_inclusion),
-        "completion_bias_exclusion": bool(request.completion_bias_exclusion),
-    }
-    for field, used in unsupported.items():
-        if used:
-            raise InvalidRequest(field, "is not supported by this version of edgecomplete yet")
-
-
 def plan_completion(request: CompletionRequest, model: ModelFacts) -> GenerationPlan:
     """Validate `request` against `model` and resolve it into a GenerationPlan."""
     check_request(request)
@@ -117,17 +111,16 @@ def plan_completion(request: CompletionRequest, model: ModelFacts) -> Generation
         max_sequences=model.max_sequences,
         prompt_length=len(prompt_tokens),
     )
-    _not_yet(request)
     maximum_tokens = request.maximum_tokens
     if maximum_tokens is None:
         maximum_tokens = max_new_tokens(len(prompt_tokens), model.context_length, n_candidates)
 
-    penalty_context: List[int] = []
+    # The penalised context before the completion: penalty_bias, then the prompt when asked.
+    penalty_context: List[int] = model.tokenize(request.penalty_bias) if request.penalty_bias else []
     if request.repetition_penalties_include_prompt:
         penalty_context += prompt_tokens
-    if request.penalty_bias:
-        penalty_context += model.tokenize(request.penalty_bias)
     seed = request.seed if request.seed is not None else secrets.randbits(63)
+    ranked = (request.best_of or 1) > 1
     base = SamplerConfig(
         temperature=float(request.temperature),
         top_k=request.top_k,
@@ -141,10 +134,21 @@ def plan_completion(request: CompletionRequest, model: ModelFacts) -> Generation
         penalty_exceptions=_exception_tokens(request, model),
         logit_bias={int(t): float(b) for t, b in (request.logit_bias or {}).items()},
         minimum_tokens=request.minimum_tokens,
-        stop_sequences=tuple(s.encode("utf-8") for s in request.stop_sequences or []),
+        sequence_penalty=float(request.sequence_penalty),
+        sequence_min_length=request.sequence_penalty_min_length,
+        multiplicative_sequence=request.use_multiplicative_sequence_penalty,
+        sequence_context=tuple(penalty_context),
+        completion_bias_inclusion=_encoded(request.completion_bias_inclusion),
+        inclusion_first_token_only=request.completion_bias_inclusion_first_token_only,
+        completion_bias_exclusion=_encoded(request.completion_bias_exclusion),
+        exclusion_first_token_only=request.completion_bias_exclusion_first_token_only,
+        stop_sequences=_encoded(request.stop_sequences),
+        score=ranked,
+        log_probs=request.log_probs,
         seed=seed,
     )
-    samplers = tuple(replace(base, stream=index) for index in range(n_candidates))
+    # Candidate i samples as a single-candidate request with seed + i would.
+    samplers = tuple(replace(base, seed=(seed + index) % 2**64) for index in range(n_candidates))
     return GenerationPlan(
         prompt_tokens=tuple(prompt_tokens),
         optimized_prompt=optimized,
@@ -152,5 +156,13 @@ def plan_completion(request: CompletionRequest, model: ModelFacts) -> Generation
         samplers=samplers,
         maximum_tokens=maximum_tokens,
         include_raw_completion=request.raw_completion or request.tokens or request.log_probs is not None,
+        echo=request.echo,
+        log_probs=request.log_probs,
+        tokens=request.tokens,
+        ranked=ranked,
     )
+
+
+def _encoded(texts: Optional[Sequence[str]]) -> Tuple[bytes, ...]:
+    return tuple(text.encode("utf-8") for text in texts or [])
 

@@ -1,15 +1,17 @@
 """The bridge to the C core (edgecomplete._native): the only Python that calls it.
 
 - `Vocabulary`: every token's visible and raw bytes and flags, built once per model.
-- `SamplerConfig`: one candidate's sampling settings, resolved to token ids.
-- `Sequence`: one candidate's state in C (penalty counts, text, stop matcher).
+- `SamplerConfig`: one candidate's sampling settings, resolved to token ids and bytes.
+- `Sequence`: one candidate's state in C (penalty counts, history, text, stop matcher, log-probs).
 - `Sampler.step`: one C call that samples every row of a decode step, in place on the logits.
+- `Sampler.score_rows`: log-probs of given tokens under raw rows (echo), `Sampler.rank` (best_of).
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
-from typing import Dict, List, Sequence as Seq, Tuple
+from typing import Dict, List, Optional, Sequence as Seq, Tuple
 
 from ._native import ffi, lib
 
@@ -19,6 +21,7 @@ STOP_SEQUENCE = lib.EC_STOP_SEQUENCE
 
 TOKEN_END_OF_GENERATION = lib.EC_TOKEN_END_OF_GENERATION
 TOKEN_SPECIAL = lib.EC_TOKEN_SPECIAL
+MAX_LOG_PROBS = lib.EC_MAX_LOG_PROBS
 
 
 class NativeError(RuntimeError):
@@ -55,6 +58,10 @@ class Vocabulary:
     def flags(self, token: int) -> int:
         return _check(lib.ec_vocab_flags(self._handle, token))
 
+    def finalize(self) -> None:
+        """Index the pieces (needed by completion-bias constraints); call after the last set_token."""
+        _check(lib.ec_vocab_finalize(self._handle))
+
 
 @dataclass(frozen=True)
 class SamplerConfig:
@@ -72,9 +79,18 @@ class SamplerConfig:
     penalty_exceptions: Tuple[int, ...] = ()
     logit_bias: Dict[int, float] = field(default_factory=dict)
     minimum_tokens: int = 0
+    sequence_penalty: float = 0.0
+    sequence_min_length: int = 2
+    multiplicative_sequence: bool = False
+    sequence_context: Tuple[int, ...] = ()  # searched for repeats; the completion joins it
+    completion_bias_inclusion: Tuple[bytes, ...] = ()
+    inclusion_first_token_only: bool = False
+    completion_bias_exclusion: Tuple[bytes, ...] = ()
+    exclusion_first_token_only: bool = False
     stop_sequences: Tuple[bytes, ...] = ()
-    seed: int = 0
-    stream: int = 0
+    score: bool = False  # track raw log-probs of sampled tokens (best_of ranking)
+    log_probs: Optional[int] = None  # alternatives to report per token
+    seed: int = 0  # the request's seed + the candidate's index
 
 
 class Sequence:
@@ -88,6 +104,12 @@ class Sequence:
         def ints(values):
             keep.append(ffi.new("int32_t[]", list(values)))
             return keep[-1], len(values)
+
+        def strings(values):
+            data = ffi.new("char[]", b"".join(values))
+            keep.append(data)
+            lengths, n = ints([len(v) for v in values])
+            return data, lengths, n
 
         c = ffi.new("ec_sequence_config *")
         c.temperature = config.temperature
@@ -104,11 +126,18 @@ class Sequence:
         keep.append(ffi.new("float[]", list(config.logit_bias.values())))
         c.bias_values = keep[-1]
         c.minimum_tokens = config.minimum_tokens
-        keep.append(ffi.new("char[]", b"".join(config.stop_sequences)))
-        c.stop_bytes = keep[-1]
-        c.stop_lengths, c.n_stops = ints([len(s) for s in config.stop_sequences])
+        c.sequence_penalty = config.sequence_penalty
+        c.sequence_min_length = config.sequence_min_length
+        c.multiplicative_sequence = config.multiplicative_sequence
+        c.sequence_context, c.n_sequence_context = ints(config.sequence_context)
+        c.inclusion_bytes, c.inclusion_lengths, c.n_inclusion = strings(config.completion_bias_inclusion)
+        c.inclusion_first_token_only = config.inclusion_first_token_only
+        c.exclusion_bytes, c.exclusion_lengths, c.n_exclusion = strings(config.completion_bias_exclusion)
+        c.exclusion_first_token_only = config.exclusion_first_token_only
+        c.stop_bytes, c.stop_lengths, c.n_stops = strings(config.stop_sequences)
+        c.score = config.score
+        c.log_probs = -1 if config.log_probs is None else config.log_probs
         c.seed = config.seed & 0xFFFFFFFFFFFFFFFF
-        c.stream = config.stream
         self._handle = ffi.gc(_check_pointer(lib.ec_sequence_new(vocabulary._handle, c)), lib.ec_sequence_free)
 
     def text(self) -> bytes:
@@ -134,6 +163,11 @@ class Sequence:
     def generated(self) -> int:
         return lib.ec_sequence_generated(self._handle)
 
+    @property
+    def mean_logprob(self) -> float:
+        """Mean raw log-prob per generated token (NaN when not scored)."""
+        return lib.ec_sequence_mean_logprob(self._handle)
+
     def penalty_counts(self) -> Dict[int, int]:
         capacity = self.vocabulary.size
         tokens = ffi.new("int32_t[]", capacity)
@@ -143,8 +177,9 @@ class Sequence:
 
     def accept(self, token: int) -> "StepResult":
         result = ffi.new("ec_step_result *")
+        result.logprob = math.nan
         _check(lib.ec_sequence_accept(self._handle, token, result))
-        return StepResult(result.token, result.status, result.text_length, result.stable_length)
+        return StepResult.from_native(result)
 
 
 @dataclass(frozen=True)
@@ -153,6 +188,13 @@ class StepResult:
     status: int  # RUNNING, END_OF_TEXT or STOP_SEQUENCE
     text_length: int  # visible bytes so far
     stable_length: int  # visible bytes that no stop sequence can cut any more
+    logprob: float = math.nan  # raw log-prob of token (when scored)
+    top: Tuple[Tuple[int, float], ...] = ()  # (token, raw log-prob), most likely first
+
+    @staticmethod
+    def from_native(r) -> "StepResult":
+        top = tuple((r.top_tokens[j], r.top_logprobs[j]) for j in range(r.n_top))
+        return StepResult(r.token, r.status, r.text_length, r.stable_length, r.logprob, top)
 
 
 class Sampler:
@@ -192,8 +234,28 @@ class Sampler:
         return self._collect(n)
 
     def _collect(self, n: int) -> List[StepResult]:
-        results = self._results
+        return [StepResult.from_native(self._results[i]) for i in range(n)]
+
+    def score_rows(
+        self, logits_address: int, n_rows: int, targets: Seq[int], top_n: int
+    ) -> List[Tuple[float, Tuple[Tuple[int, float], ...]]]:
+        """For each raw logits row: the log-prob of targets[row] and the top_n alternatives."""
+        if len(targets) != n_rows:
+            raise ValueError(f"{len(targets)} targets for {n_rows} rows")
+        logprobs = ffi.new("float[]", max(n_rows, 1))
+        tokens = ffi.new("int32_t[]", max(n_rows * top_n, 1))
+        values = ffi.new("float[]", max(n_rows * top_n, 1))
+        _check(lib.ec_score_rows(ffi.cast("float *", logits_address), n_rows, self.vocabulary.size,
+                                 list(targets), top_n, self._workspace, logprobs, tokens, values))
         return [
-            StepResult(results[i].token, results[i].status, results[i].text_length, results[i].stable_length)
-            for i in range(n)
+            (logprobs[r], tuple((tokens[r * top_n + j], values[r * top_n + j])
+                                for j in range(top_n) if tokens[r * top_n + j] >= 0))
+            for r in range(n_rows)
         ]
+
+    def rank(self, sequences: Seq[Sequence]) -> List[int]:
+        """Indices of `sequences` by mean raw log-prob, best first, ties to the lower index."""
+        n = self._prepare(sequences)
+        order = ffi.new("int32_t[]", max(n, 1))
+        _check(lib.ec_rank_sequences(self._handles, n, order))
+        return [order[i] for i in range(n)]

@@ -7,7 +7,7 @@ completion always equals the joined chunks of its stream.
 from __future__ import annotations
 
 import codecs
-from typing import Dict, Iterable, Iterator, List, Optional
+from typing import Dict, Iterable, Iterator, List, Optional, Sequence
 
 from .completion import (
     CompletionResponse,
@@ -17,8 +17,9 @@ from .completion import (
     StreamChunk,
     StreamSummary,
 )
-from .engine import EngineEvent, SequenceFinished, TokenSampled
+from .engine.loop import CandidatesDropped, EngineEvent, PromptEcho, SequenceFinished, TokenEntry, TokenSampled
 from .plan import GenerationPlan
+from .sampling import Vocabulary
 
 
 def _utf8_decoder():
@@ -27,28 +28,67 @@ def _utf8_decoder():
     return codecs.getincrementaldecoder("utf-8")(errors="replace")
 
 
+def token_text(data: bytes) -> str:
+    """A token's text as the API shows it (a lone part of a UTF-8 character becomes U+FFFD)."""
+    return data.decode("utf-8", errors="replace")
+
+
+def log_prob_entry(entry: TokenEntry, vocabulary: Vocabulary) -> Dict[str, Optional[float]]:
+    """{token: log-prob} of the chosen token plus its alternatives; on a key collision (two tokens
+    spelled alike) the larger value stays. The first prompt token of an echo has none: {}."""
+    if entry.logprob is None:
+        return {}
+    values: Dict[str, Optional[float]] = {}
+    for token, logprob in ((entry.token, entry.logprob), *entry.top):
+        key = token_text(entry.text) if token == entry.token else token_text(vocabulary.piece(token, raw=True))
+        if key not in values or values[key] < logprob:
+            values[key] = float(logprob)
+    return values
+
+
+class _Chunker:
+    """Builds the StreamChunks of one request."""
+
+    def __init__(self, plan: GenerationPlan, vocabulary: Vocabulary):
+        self.plan = plan
+        self.vocabulary = vocabulary
+        self.text = [_utf8_decoder() for _ in plan.samplers]
+        self.raw = [_utf8_decoder() for _ in plan.samplers]
+
+    def chunk(self, index: int, text: bytes, raw: bytes, tokens: Sequence[TokenEntry], final: bool = False):
+        plan = self.plan
+        completion = self.text[index].decode(text, final=final)
+        raw_completion = self.raw[index].decode(raw, final=final) if plan.include_raw_completion else None
+        completion_tokens = [token_text(t.text) for t in tokens] if plan.tokens else None
+        log_probs = [log_prob_entry(t, self.vocabulary) for t in tokens] if plan.log_probs is not None else None
+        if not (completion or raw_completion or completion_tokens or log_probs or final):
+            return None
+        return StreamChunk(index=index, log_probs=log_probs, completion=completion,
+                           raw_completion=raw_completion, completion_tokens=completion_tokens)
+
+
 def stream_items(
-    plan: GenerationPlan, events: Iterable[EngineEvent], model_version: str
+    plan: GenerationPlan, events: Iterable[EngineEvent], model_version: str, vocabulary: Vocabulary
 ) -> Iterator[CompletionResponseStreamItem]:
     """StreamChunk as text becomes final, StreamSummary when a candidate ends, CompletionSummary last."""
-    text_decoders = [_utf8_decoder() for _ in plan.samplers]
-    raw_decoders = [_utf8_decoder() for _ in plan.samplers]
+    chunker = _Chunker(plan, vocabulary)
     generated = 0
     for event in events:
-        if isinstance(event, TokenSampled):
+        chunk = None
+        if isinstance(event, PromptEcho):
+            chunk = chunker.chunk(event.index, event.text, event.raw, event.tokens)
+        elif isinstance(event, TokenSampled):
             generated += 1
-            text = text_decoders[event.index].decode(event.text)
-            raw = raw_decoders[event.index].decode(event.raw) if plan.include_raw_completion else None
-            if text or raw:
-                yield StreamChunk(index=event.index, log_probs=None, completion=text,
-                                  raw_completion=raw, completion_tokens=None)
+            chunk = chunker.chunk(event.index, event.text, event.raw, event.tokens)
         elif isinstance(event, SequenceFinished):
-            text = text_decoders[event.index].decode(b"", final=True)
-            raw = raw_decoders[event.index].decode(b"", final=True) if plan.include_raw_completion else None
-            if text or raw is not None:  # with raw_completion, every candidate gets one
-                yield StreamChunk(index=event.index, log_probs=None, completion=text,
-                                  raw_completion=raw, completion_tokens=None)
+            final = chunker.chunk(event.index, b"", b"", (), final=True)
+            if final.completion or plan.include_raw_completion or plan.want_token_entries:
+                yield final  # with raw_completion / tokens / log_probs, every candidate gets one
             yield StreamSummary(index=event.index, model_version=model_version, finish_reason=event.finish_reason)
+        elif isinstance(event, CandidatesDropped):
+            generated += event.generated
+        if chunk is not None:
+            yield chunk
     yield CompletionSummary(
         optimized_prompt=plan.optimized_prompt,
         num_tokens_prompt_total=plan.num_tokens_prompt_total,
@@ -60,6 +100,8 @@ def fold(items: Iterable[CompletionResponseStreamItem]) -> CompletionResponse:
     """The CompletionResponse that a stream adds up to."""
     texts: Dict[int, List[str]] = {}
     raws: Dict[int, List[str]] = {}
+    tokens: Dict[int, List[str]] = {}
+    log_probs: Dict[int, List[dict]] = {}
     reasons: Dict[int, str] = {}
     model_version = ""
     summary: Optional[CompletionSummary] = None
@@ -68,6 +110,10 @@ def fold(items: Iterable[CompletionResponseStreamItem]) -> CompletionResponse:
             texts.setdefault(item.index, []).append(item.completion)
             if item.raw_completion is not None:
                 raws.setdefault(item.index, []).append(item.raw_completion)
+            if item.completion_tokens is not None:
+                tokens.setdefault(item.index, []).extend(item.completion_tokens)
+            if item.log_probs is not None:
+                log_probs.setdefault(item.index, []).extend(item.log_probs)
         elif isinstance(item, StreamSummary):
             reasons[item.index] = item.finish_reason
             model_version = item.model_version
@@ -77,7 +123,9 @@ def fold(items: Iterable[CompletionResponseStreamItem]) -> CompletionResponse:
         raise RuntimeError("the completion stream ended without its CompletionSummary")
     completions = [
         CompletionResult(
+            log_probs=log_probs.get(index),
             completion="".join(texts.get(index, [])),
+            completion_tokens=tokens.get(index),
             raw_completion="".join(raws[index]) if index in raws else None,
             finish_reason=reasons[index],
         )

@@ -163,3 +163,59 @@ def pending(text: bytes, stops: Sequence[bytes]) -> int:
             if text.endswith(s[:length]):
                 best = max(best, length)
     return best
+
+
+def log_softmax(logits: np.ndarray) -> np.ndarray:
+    x = logits.astype(np.float64)
+    m = x.max()
+    return x - (m + math.log(np.exp(x - m).sum()))
+
+
+def top_n(logits: np.ndarray, n: int) -> List[int]:
+    return _ranked(logits, range(len(logits)))[:n]
+
+
+def sequence_penalty(logits, context, key, penalty, multiplicative) -> np.ndarray:
+    """Every distinct follower of an occurrence of `key` in `context` is penalised once."""
+    out = logits.astype(F32).copy()
+    context, key = list(context), list(key)
+    followers = []
+    for i in range(len(context) - len(key)):
+        if context[i : i + len(key)] == key and context[i + len(key)] not in followers:
+            followers.append(context[i + len(key)])
+    for token in followers:
+        l = out[token]
+        if multiplicative:
+            g = F32(1.0 + float(F32(penalty)))
+            with np.errstate(all="ignore"):
+                out[token] = F32(l / g) if l > 0 else F32(l * g)
+        else:
+            out[token] = F32(l - F32(penalty))
+    return out
+
+
+def completion_bias(logits, pieces, end_of_generation, generated: bytes, options, inclusion, first_token_only):
+    """SPEC.md's completion_bias_inclusion / _exclusion on one row; pieces[t] is token t's visible
+    bytes (b"" for special tokens)."""
+    out = logits.astype(F32).copy()
+    live = [o for o in options if o.startswith(generated) and len(o) > len(generated)]
+    marked = set()
+    for option in live:
+        rest = option[len(generated):]
+        for token, piece in enumerate(pieces):
+            if not piece:
+                continue
+            if (inclusion or first_token_only) and rest.startswith(piece):
+                marked.add(token)
+            if not inclusion and piece.startswith(rest):
+                marked.add(token)
+    if inclusion:
+        if not marked:
+            marked = set(end_of_generation)
+        for token in range(len(out)):
+            if token not in marked:
+                out[token] = -np.inf
+    else:
+        for token in marked:
+            out[token] = -np.inf
+    return out

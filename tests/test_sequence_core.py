@@ -1,6 +1,8 @@
 """Per-sequence state in C (penalty counts, text, stops, minimum_tokens) and the batch step,
 against the reference chain, on a synthetic vocabulary."""
 
+import math
+
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -38,6 +40,7 @@ def synthetic_vocabulary() -> Vocabulary:
         text = pieces[token % len(pieces)]
         piece = text.encode("latin-1" if text == "\xe2" else "utf-8")  # a lone UTF-8 lead byte
         vocabulary.set_token(token, piece, piece, 0)
+    vocabulary.finalize()
     return vocabulary
 
 
@@ -84,16 +87,21 @@ def test_stop_sequence_across_tokens_cuts_the_text():
 
 
 def row_for(step_logits, config, generated, counts):
-    """The reference chain for one row."""
+    """The reference chain for one row; `generated` are the tokens sampled so far."""
     row = step_logits.copy()
     for token, bias in config.logit_bias.items():
         row[token] = F32(row[token] + F32(bias))
-    if generated < config.minimum_tokens:
+    if len(generated) < config.minimum_tokens:
         row[EOS] = -np.inf
     if config.presence_penalty or config.frequency_penalty:
         row = reference.penalties(row, counts, config.presence_penalty, config.frequency_penalty,
                                   config.multiplicative_presence, config.multiplicative_frequency)
-    u = lib.ec_uniform(config.seed, config.stream, generated)
+    n_key = config.sequence_min_length - 1
+    if config.sequence_penalty and len(generated) >= n_key:
+        history = list(config.sequence_context) + (list(generated) if config.penalize_completion else [])
+        key = list(generated[len(generated) - n_key:])
+        row = reference.sequence_penalty(row, history, key, config.sequence_penalty, config.multiplicative_sequence)
+    u = lib.ec_uniform(config.seed, len(generated))
     return reference.sample_row(row, config.temperature, config.top_k, config.top_p, u)
 
 
@@ -111,8 +119,12 @@ configs = st.builds(
     penalty_exceptions=st.lists(st.integers(2, N_VOCAB - 1), max_size=3).map(tuple),
     logit_bias=st.dictionaries(st.integers(0, N_VOCAB - 1), st.floats(-3, 3, width=32), max_size=4),
     minimum_tokens=st.integers(0, 6),
-    seed=st.integers(0, 2**63 - 1),
-    stream=st.integers(0, 15),
+    sequence_penalty=st.sampled_from([0.0, 0.0, 0.8, -0.4]),
+    sequence_min_length=st.integers(2, 3),
+    multiplicative_sequence=st.booleans(),
+    sequence_context=st.lists(st.integers(2, 8), max_size=20).map(tuple),
+    log_probs=st.sampled_from([None, None, 0, 3]),
+    seed=st.integers(0, 2**64 - 1),
 )
 
 
@@ -130,17 +142,26 @@ def test_batch_step_equals_reference_chain_per_row(configs, seed):
                 counts[t] = counts.get(t, 0) + 1
         expected_counts.append(counts)
     live = list(range(len(configs)))
+    generated = [[] for _ in configs]
     for _ in range(12):
         if not live:
             break
         logits = rng.normal(0, 2, (len(live), N_VOCAB)).astype(F32)
-        expected = [
-            row_for(logits[r], configs[i], sequences[i].generated, expected_counts[i])
-            for r, i in enumerate(live)
-        ]
+        raw = logits.copy()
+        expected = [row_for(logits[r], configs[i], generated[i], expected_counts[i]) for r, i in enumerate(live)]
         results = sampler.step([sequences[i] for i in live], logits.ctypes.data, len(live))
         assert [r.token for r in results] == expected
+        for r, (i, result) in enumerate(zip(live, results)):
+            if configs[i].log_probs is None:
+                assert math.isnan(result.logprob) and result.top == ()
+                continue
+            exact = reference.log_softmax(raw[r])
+            assert abs(result.logprob - exact[result.token]) < 1e-4
+            assert [t for t, _ in result.top] == reference.top_n(raw[r], configs[i].log_probs)
+            assert all(abs(v - exact[t]) < 1e-4 for t, v in result.top)
         for i, token in zip(live, expected):
+            if token != EOS:
+                generated[i].append(token)
             if configs[i].penalize_completion and token not in configs[i].penalty_exceptions and token != EOS:
                 expected_counts[i][token] = expected_counts[i].get(token, 0) + 1
         assert [sequences[i].penalty_counts() for i in live] == [expected_counts[i] for i in live]

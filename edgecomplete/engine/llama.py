@@ -131,6 +131,7 @@ class LlamaModel:
             if raw and not text:
                 flags |= TOKEN_SPECIAL
             vocabulary.set_token(token, text, raw, flags)
+        vocabulary.finalize()
         return vocabulary
 
     def tokenize(self, text: str, parse_special: bool = True) -> List[int]:
