@@ -48,9 +48,8 @@ def main() -> None:
             def run():
                 produced = 0
                 for call in range(calls):
-                    llama.reset()  # no prompt cache: edgecomplete evaluates the prompt every time too
-                    out = llama.create_completion(PROMPT, max_tokens=options.tokens, seed=11 + call, min_p=0.0,
-                                                  repeat_penalty=1.0, **SAMPLING, **fields)
+                    out = llama.complete(PROMPT, max_tokens=options.tokens, seed=11 + call, min_p=0.0,
+                                         repeat_penalty=1.0, **SAMPLING, **fields)
                     produced += out["usage"]["completion_tokens"]
                 return produced
             return run

@@ -17,6 +17,7 @@ from typing import Callable, Dict, List
 from llama_cpp import Llama
 
 from edgecomplete import models
+from edgecomplete.engine import on_llama_thread
 from edgecomplete.engine.llama import default_threads
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -36,9 +37,32 @@ def model_path(name: str) -> Path:
     return models.pull(name)
 
 
-def reference_llama(path: Path, threads: int, flash_attention: bool, n_ctx: int = 2048, **options) -> Llama:
-    return Llama(str(path), n_ctx=n_ctx, n_threads=threads, n_threads_batch=threads,
-                 flash_attn=flash_attention, verbose=False, **options)
+class Reference:
+    """llama-cpp-python's Llama, run on edgecomplete's llama thread: llama.cpp's OpenMP worker teams
+    belong to the calling thread, and two teams in one process slow both engines down."""
+
+    def __init__(self, path: Path, threads: int, flash_attention: bool, n_ctx: int = 2048, **options):
+        self.llama = on_llama_thread(lambda: Llama(str(path), n_ctx=n_ctx, n_threads=threads,
+                                                   n_threads_batch=threads, flash_attn=flash_attention,
+                                                   verbose=False, **options))
+
+    def complete(self, prompt: str, **options):
+        """create_completion without the prompt cache (edgecomplete evaluates every prompt too)."""
+        def run():
+            self.llama.reset()
+            return self.llama.create_completion(prompt, **options)
+        return on_llama_thread(run)
+
+    def stream(self, prompt: str, **options):
+        """create_completion(stream=True), each chunk produced on the llama thread."""
+        chunks = on_llama_thread(lambda: (self.llama.reset(), self.llama.create_completion(prompt, stream=True, **options))[1])
+        sentinel = object()
+        while (chunk := on_llama_thread(lambda: next(chunks, sentinel))) is not sentinel:
+            yield chunk
+
+
+def reference_llama(path: Path, threads: int, flash_attention: bool, n_ctx: int = 2048, **options) -> Reference:
+    return Reference(path, threads, flash_attention, n_ctx, **options)
 
 
 def interleaved_rates(runs: Dict[str, Callable[[], int]], repeats: int) -> Dict[str, Dict[str, float]]:

@@ -63,8 +63,7 @@ def main() -> None:
 
             def reference_run(llama):
                 def run():
-                    llama.reset()  # no prompt cache: both engines evaluate the prompt every time
-                    out = llama.create_completion(
+                    out = llama.complete(
                         PROMPT, max_tokens=options.tokens, seed=1234, min_p=0.0, repeat_penalty=1.0,
                         temperature=params["temperature"], top_k=params.get("top_k", 0),
                         top_p=params.get("top_p", 1.0), presence_penalty=params.get("presence_penalty", 0.0),

@@ -154,6 +154,9 @@ def _complete(args: argparse.Namespace) -> int:
     request = _request(args)
     _ensure_model(args.model)
     with Client(context_length=args.context_length, threads=args.threads) as client:
+        if args.stream:
+            items = client.complete_with_streaming(request, model=args.model)
+            return _print_stream(items, args.json, tagged=request.n > 1)
         response = client.complete(request, model=args.model)
     if args.json:
         print(json.dumps(response.to_json(), ensure_ascii=False, indent=2))
@@ -162,6 +165,25 @@ def _complete(args: argparse.Namespace) -> int:
         if len(response.completions) > 1:
             print(f"--- completion {index + 1} ({result.finish_reason}) ---")
         print(result.completion)
+    return 0
+
+
+def _print_stream(items, as_json: bool, tagged: bool) -> int:
+    """Print text as it is generated. With several completions (`tagged`), text of another
+    completion than the last starts a new line tagged [index]. --json prints one event per line."""
+    from .completion import StreamChunk
+
+    current = None
+    for item in items:
+        if as_json:
+            print(json.dumps(item.to_json(), ensure_ascii=False), flush=True)
+        elif isinstance(item, StreamChunk) and item.completion:
+            if tagged and item.index != current:
+                print(f"{'' if current is None else chr(10)}[{item.index + 1}] ", end="")
+            current = item.index
+            print(item.completion, end="", flush=True)
+    if not as_json:
+        print()
     return 0
 
 
@@ -186,7 +208,9 @@ def build_parser() -> argparse.ArgumentParser:
     complete.add_argument("prompt", help="the text to continue ('-' reads it from stdin)")
     complete.add_argument("--model", "-m", default=models.DEFAULT_MODEL,
                           help=f"registered model name or path to a .gguf file (default {models.DEFAULT_MODEL})")
-    complete.add_argument("--json", action="store_true", help="print the CompletionResponse as JSON")
+    complete.add_argument("--json", action="store_true",
+                          help="print the CompletionResponse as JSON (with --stream: one event per line)")
+    complete.add_argument("--stream", action="store_true", help="print the text as it is generated")
     complete.add_argument("--context-length", type=int, default=None, help="KV-cache size in tokens")
     complete.add_argument("--threads", type=int, default=None, help="CPU threads for llama.cpp")
     _add_request_flags(complete)

@@ -1,23 +1,42 @@
 """The faces: `Client` (synchronous) and `AsyncClient`, with the Aleph Alpha client's signatures.
 
-Both are thin: resolve the model, plan the request, run the engine's loop, fold or stream the
-items. Connection options of the Aleph Alpha client (token, host, retries, ...) are accepted and
-ignored, so existing code runs by changing the import.
+Both are thin: resolve the model, plan the request, submit it to the model's engine (one decode
+loop per model, shared by every request of every face), and fold or stream the items.
+Connection options of the Aleph Alpha client (token, host, retries, ...) are accepted and ignored,
+so existing code runs by changing the import.
 """
 
 from __future__ import annotations
 
 import asyncio
+import atexit
 import threading
+import weakref
 from pathlib import Path
-from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence
+from typing import Any, AsyncIterator, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple
 
 from . import models
 from .completion import CompletionRequest, CompletionResponse, CompletionResponseStreamItem
-from .engine import Engine, LlamaModel
-from .plan import plan_completion
-from .validation import check_request
-from .stream import fold, stream_items
+from .engine import Engine, Job, LlamaModel, on_llama_thread
+from .plan import GenerationPlan, plan_completion
+from .stream import StreamBuilder, fold, stream_items
+from .validation import InvalidRequest, check_request
+
+_open_clients: "weakref.WeakSet[Client]" = weakref.WeakSet()
+
+
+@atexit.register
+def _close_open_clients() -> None:
+    # Stop engine threads before the interpreter tears down the modules they use.
+    for client in list(_open_clients):
+        client.close()
+
+
+def _no_best_of_stream(request: CompletionRequest) -> None:
+    if (request.best_of or 1) > 1:
+        raise InvalidRequest(
+            "best_of", "cannot be streamed: every candidate must end before the best are chosen; use complete()"
+        )
 
 
 class Client:
@@ -29,7 +48,8 @@ class Client:
 
     context_length: KV-cache size per model (default: the model's trained context, at most 8192).
     threads: CPU threads for llama.cpp (default: every CPU this process may use).
-    max_sequences: most candidates (max(n, best_of)) one request may ask for.
+    max_sequences: sequences one model serves at once, the candidates of all running requests
+        together (a single request may ask for at most this many: max(n, best_of)).
     flash_attention: use llama.cpp's flash attention (None: llama.cpp decides, which turns it on
         for the CPU backend; it is faster and rounds slightly differently).
     """
@@ -57,36 +77,47 @@ class Client:
         self._max_sequences = max_sequences
         self._engines: Dict[str, Engine] = {}
         self._engines_lock = threading.Lock()
+        _open_clients.add(self)
 
     def engine(self, model: str) -> Engine:
         """The engine of `model`, loading the model on first use."""
         with self._engines_lock:
             if model not in self._engines:
                 path = models.resolve(model)
-                llama = LlamaModel(
+                llama = on_llama_thread(lambda: LlamaModel(  # all llama.cpp work on one thread
                     path,
                     context_length=self._context_length,
                     threads=self._threads,
                     max_sequences=self._max_sequences,
                     flash_attention=self._flash_attention,
-                )
+                ))
                 version = model if not models.is_gguf_path(model) else Path(path).stem
                 self._engines[model] = Engine(llama, model_version=version)
             return self._engines[model]
 
-    def complete_with_streaming(
-        self, request: CompletionRequest, model: str
-    ) -> Iterator[CompletionResponseStreamItem]:
-        """The completion as stream items, for synchronous code. Validation errors are raised
-        here, before the first item; leaving the loop early stops the generation."""
-        check_request(request)  # before loading anything; plan_completion adds the model's rules
+    def plan(self, request: CompletionRequest, model: str) -> Tuple[Engine, GenerationPlan]:
+        """Validate `request` (model-independent rules first, before loading anything) and plan it."""
+        check_request(request)
         engine = self.engine(model)
-        plan = plan_completion(request, engine.model)
-        return stream_items(plan, engine.generate(plan), engine.model_version, engine.model.vocabulary)
+        return engine, plan_completion(request, engine.model)
+
+    def _items(self, request: CompletionRequest, model: str) -> Iterator[CompletionResponseStreamItem]:
+        engine, plan = self.plan(request, model)
+        job = engine.submit(plan)
+        return stream_items(plan, job.events(), engine.model_version, engine.model.vocabulary)
 
     def complete(self, request: CompletionRequest, model: str) -> CompletionResponse:
         """Generate the completion(s) of `request` on `model`."""
-        return fold(self.complete_with_streaming(request, model))
+        return fold(self._items(request, model))
+
+    def complete_with_streaming(
+        self, request: CompletionRequest, model: str
+    ) -> Iterator[CompletionResponseStreamItem]:
+        """The completion as stream items, for synchronous code: StreamChunk as text becomes
+        final, StreamSummary per completion, CompletionSummary last. Validation errors are raised
+        here, before the first item; leaving the loop early stops the generation."""
+        _no_best_of_stream(request)
+        return self._items(request, model)
 
     def models(self) -> List[Mapping[str, Any]]:
         """Registered models and whether each is installed."""
@@ -103,11 +134,12 @@ class Client:
         ]
 
     def close(self) -> None:
-        """Free every loaded model."""
+        """Stop the engines and free every loaded model."""
         with self._engines_lock:
-            for engine in self._engines.values():
-                engine.model.close()
-            self._engines.clear()
+            engines, self._engines = list(self._engines.values()), {}
+        for engine in engines:
+            engine.close()
+        _open_clients.discard(self)
 
     def __enter__(self) -> "Client":
         return self
@@ -119,19 +151,47 @@ class Client:
 class AsyncClient:
     """The asynchronous face: `async with AsyncClient() as client: await client.complete(...)`.
 
-    Generation runs in a worker thread, never on the event loop.
+    Generation runs on the engine's thread, never on the event loop; several requests on one
+    client share the model's decode batches. Options are those of `Client`.
     """
 
     def __init__(self, token: Optional[str] = None, host: Optional[str] = None, **options: Any) -> None:
-        aleph_options = {"hosting", "request_timeout_seconds", "total_retries", "nice", "verify_ssl",
-                         "tags", "pool_size", "context_length", "threads", "max_sequences", "flash_attention"}
-        unknown = sorted(set(options) - aleph_options)
-        if unknown:
-            raise TypeError(f"AsyncClient got unexpected option(s): {', '.join(unknown)}")
         self._client = Client(token, host, **options)
 
+    async def _plan(self, request: CompletionRequest, model: str) -> Tuple[Engine, GenerationPlan]:
+        check_request(request)  # cheap: before any thread hop
+        return await asyncio.to_thread(self._client.plan, request, model)  # may load the model
+
+    async def _events(self, job: Job, builder: StreamBuilder) -> AsyncIterator[CompletionResponseStreamItem]:
+        async for event in job.aevents():
+            for item in builder.feed(event):
+                yield item
+        yield builder.summary()
+
     async def complete(self, request: CompletionRequest, model: str) -> CompletionResponse:
-        return await asyncio.to_thread(self._client.complete, request, model)
+        engine, plan = await self._plan(request, model)
+        job = engine.submit(plan)
+        builder = StreamBuilder(plan, engine.model.vocabulary, engine.model_version)
+        try:
+            return fold([item async for item in self._events(job, builder)])
+        finally:
+            job.cancel()  # when the awaiting task is cancelled
+
+    async def complete_with_streaming(
+        self, request: CompletionRequest, model: str
+    ) -> AsyncIterator[CompletionResponseStreamItem]:
+        """Stream items as they are generated: StreamChunk, one StreamSummary per completion, one
+        CompletionSummary last. `aclose()`, cancelling the task, or leaving the loop stops the
+        generation and frees its KV cells."""
+        _no_best_of_stream(request)
+        engine, plan = await self._plan(request, model)
+        job = engine.submit(plan)
+        builder = StreamBuilder(plan, engine.model.vocabulary, engine.model_version)
+        try:
+            async for item in self._events(job, builder):
+                yield item
+        finally:
+            job.cancel()
 
     async def models(self) -> List[Mapping[str, Any]]:
         return self._client.models()

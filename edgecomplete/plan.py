@@ -64,7 +64,7 @@ def optimize_prompt(prompt: Prompt) -> Prompt:
         items[0] = Text(items[0].text.lstrip(), [])
     if items and isinstance(items[-1], Text):
         items[-1] = Text(items[-1].text.rstrip(), [])
-    return Prompt([item for item in items if not (isinstance(item, Text) and not item.text)])
+    return Prompt(items)
 
 
 def tokenize_prompt(prompt: Prompt, model: ModelFacts) -> List[int]:

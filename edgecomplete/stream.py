@@ -17,7 +17,7 @@ from .completion import (
     StreamChunk,
     StreamSummary,
 )
-from .engine.loop import CandidatesDropped, EngineEvent, PromptEcho, SequenceFinished, TokenEntry, TokenSampled
+from .engine import CandidatesDropped, EngineEvent, PromptEcho, SequenceFinished, TokenEntry, TokenSampled
 from .plan import GenerationPlan
 from .sampling import Vocabulary
 
@@ -46,54 +46,63 @@ def log_prob_entry(entry: TokenEntry, vocabulary: Vocabulary) -> Dict[str, Optio
     return values
 
 
-class _Chunker:
-    """Builds the StreamChunks of one request."""
+class StreamBuilder:
+    """Turns one request's engine events into stream items, as they arrive."""
 
-    def __init__(self, plan: GenerationPlan, vocabulary: Vocabulary):
+    def __init__(self, plan: GenerationPlan, vocabulary: Vocabulary, model_version: str):
         self.plan = plan
         self.vocabulary = vocabulary
-        self.text = [_utf8_decoder() for _ in plan.samplers]
-        self.raw = [_utf8_decoder() for _ in plan.samplers]
+        self.model_version = model_version
+        self.generated = 0
+        self._text = [_utf8_decoder() for _ in plan.samplers]
+        self._raw = [_utf8_decoder() for _ in plan.samplers]
 
-    def chunk(self, index: int, text: bytes, raw: bytes, tokens: Sequence[TokenEntry], final: bool = False):
+    def feed(self, event: EngineEvent) -> List[CompletionResponseStreamItem]:
+        if isinstance(event, PromptEcho):
+            return self._chunk(event.index, event.text, event.raw, event.tokens)
+        if isinstance(event, TokenSampled):
+            self.generated += 1
+            return self._chunk(event.index, event.text, event.raw, event.tokens)
+        if isinstance(event, SequenceFinished):
+            plan = self.plan
+            # With raw_completion / tokens / log_probs, every candidate gets a final chunk.
+            force = plan.include_raw_completion or plan.want_token_entries
+            items = self._chunk(event.index, b"", b"", (), final=True, force=force)
+            summary = StreamSummary(index=event.index, model_version=self.model_version,
+                                    finish_reason=event.finish_reason)
+            return items + [summary]
+        if isinstance(event, CandidatesDropped):
+            self.generated += event.generated
+        return []
+
+    def summary(self) -> CompletionSummary:
+        return CompletionSummary(
+            optimized_prompt=self.plan.optimized_prompt,
+            num_tokens_prompt_total=self.plan.num_tokens_prompt_total,
+            num_tokens_generated=self.generated,
+        )
+
+    def _chunk(self, index: int, text: bytes, raw: bytes, tokens: Sequence[TokenEntry],
+               final: bool = False, force: bool = False) -> List[CompletionResponseStreamItem]:
         plan = self.plan
-        completion = self.text[index].decode(text, final=final)
-        raw_completion = self.raw[index].decode(raw, final=final) if plan.include_raw_completion else None
+        completion = self._text[index].decode(text, final=final)
+        raw_completion = self._raw[index].decode(raw, final=final) if plan.include_raw_completion else None
         completion_tokens = [token_text(t.text) for t in tokens] if plan.tokens else None
         log_probs = [log_prob_entry(t, self.vocabulary) for t in tokens] if plan.log_probs is not None else None
-        if not (completion or raw_completion or completion_tokens or log_probs or final):
-            return None
-        return StreamChunk(index=index, log_probs=log_probs, completion=completion,
-                           raw_completion=raw_completion, completion_tokens=completion_tokens)
+        if not (completion or raw_completion or completion_tokens or log_probs or force):
+            return []
+        return [StreamChunk(index=index, log_probs=log_probs, completion=completion,
+                            raw_completion=raw_completion, completion_tokens=completion_tokens)]
 
 
 def stream_items(
     plan: GenerationPlan, events: Iterable[EngineEvent], model_version: str, vocabulary: Vocabulary
 ) -> Iterator[CompletionResponseStreamItem]:
     """StreamChunk as text becomes final, StreamSummary when a candidate ends, CompletionSummary last."""
-    chunker = _Chunker(plan, vocabulary)
-    generated = 0
+    builder = StreamBuilder(plan, vocabulary, model_version)
     for event in events:
-        chunk = None
-        if isinstance(event, PromptEcho):
-            chunk = chunker.chunk(event.index, event.text, event.raw, event.tokens)
-        elif isinstance(event, TokenSampled):
-            generated += 1
-            chunk = chunker.chunk(event.index, event.text, event.raw, event.tokens)
-        elif isinstance(event, SequenceFinished):
-            final = chunker.chunk(event.index, b"", b"", (), final=True)
-            if final.completion or plan.include_raw_completion or plan.want_token_entries:
-                yield final  # with raw_completion / tokens / log_probs, every candidate gets one
-            yield StreamSummary(index=event.index, model_version=model_version, finish_reason=event.finish_reason)
-        elif isinstance(event, CandidatesDropped):
-            generated += event.generated
-        if chunk is not None:
-            yield chunk
-    yield CompletionSummary(
-        optimized_prompt=plan.optimized_prompt,
-        num_tokens_prompt_total=plan.num_tokens_prompt_total,
-        num_tokens_generated=generated,
-    )
+        yield from builder.feed(event)
+    yield builder.summary()
 
 
 def fold(items: Iterable[CompletionResponseStreamItem]) -> CompletionResponse:

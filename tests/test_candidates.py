@@ -14,7 +14,7 @@ import yaml
 from llama_cpp import Llama
 
 from edgecomplete import CompletionRequest, CompletionResponse, Prompt
-from edgecomplete.engine.loop import TokenSampled
+from edgecomplete.engine import TokenSampled, on_llama_thread
 from edgecomplete.plan import plan_completion
 
 from .conftest import MODEL
@@ -30,12 +30,16 @@ def request(text=PROMPT, **fields):
 @pytest.fixture(scope="module")
 def teacher(smollm2_path):
     """Log-softmax rows of an independent full pass over a token sequence."""
-    llama = Llama(str(smollm2_path), n_ctx=2048, n_threads=2, logits_all=True, flash_attn=True, verbose=False)
+    llama = on_llama_thread(lambda: Llama(str(smollm2_path), n_ctx=2048, n_threads=2, logits_all=True,
+                                          flash_attn=True, verbose=False))
 
-    def log_softmax_rows(tokens):
+    def evaluate(tokens):
         llama.reset()
         llama.eval(tokens)
-        scores = np.array(llama.scores[: len(tokens)], dtype=np.float64)
+        return np.array(llama.scores[: len(tokens)], dtype=np.float64)
+
+    def log_softmax_rows(tokens):
+        scores = on_llama_thread(lambda: evaluate(tokens))
         m = scores.max(axis=1, keepdims=True)
         return scores - (m + np.log(np.exp(scores - m).sum(axis=1, keepdims=True)))
 

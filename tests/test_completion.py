@@ -6,7 +6,7 @@ import pytest
 from llama_cpp import Llama
 
 from edgecomplete import Client, CompletionRequest, Prompt, Text
-from edgecomplete.engine import TokenSampled
+from edgecomplete.engine import TokenSampled, on_llama_thread
 from edgecomplete.plan import plan_completion
 
 from .conftest import MODEL
@@ -35,8 +35,9 @@ def test_greedy_is_deterministic(client):
 def test_greedy_equals_llama_cpp_greedy(smollm2_path, flash_attention):
     with Client(flash_attention=flash_attention) as ours:
         text = complete(ours, maximum_tokens=48).completions[0].completion
-    reference = Llama(str(smollm2_path), n_ctx=1024, n_threads=2, flash_attn=flash_attention, verbose=False)
-    theirs = reference.create_completion(STORY, max_tokens=48, temperature=0.0, repeat_penalty=1.0)
+    theirs = on_llama_thread(lambda: Llama(
+        str(smollm2_path), n_ctx=1024, n_threads=2, flash_attn=flash_attention, verbose=False
+    ).create_completion(STORY, max_tokens=48, temperature=0.0, repeat_penalty=1.0))
     assert text == theirs["choices"][0]["text"]
 
 

@@ -7,6 +7,7 @@ import pytest
 from llama_cpp import Llama
 
 from edgecomplete import Client, CompletionRequest, Prompt, models
+from edgecomplete.engine import on_llama_thread
 
 pytestmark = pytest.mark.slow
 MODEL = "gemma-3-270m"
@@ -27,8 +28,8 @@ def test_gemma_completes_greedily_like_llama_cpp(gemma):
     assert engine.model.vocab_size == 262_144
     assert response.num_tokens_generated > 0
     assert response.num_tokens_prompt_total == len(engine.model.tokenize(prompt)) + 1  # BOS
-    reference = Llama(str(path), n_ctx=1024, n_threads=2, flash_attn=True, verbose=False)
-    theirs = reference.create_completion(prompt, max_tokens=24, temperature=0.0, repeat_penalty=1.0)
+    theirs = on_llama_thread(lambda: Llama(str(path), n_ctx=1024, n_threads=2, flash_attn=True, verbose=False)
+                             .create_completion(prompt, max_tokens=24, temperature=0.0, repeat_penalty=1.0))
     assert response.completions[0].completion == theirs["choices"][0]["text"]
 
 

@@ -1,6 +1,28 @@
-"""The engine: llama.cpp model and context (llama.py) and the decode loop (loop.py)."""
+"""The engine: llama.cpp model and context (llama.py), the decode loop that serves every request
+in shared batches (loop.py), and the outboxes that carry each request's events (outbox.py)."""
 
 from .llama import LlamaModel
-from .loop import Engine, EngineEvent, SequenceFinished, TokenSampled
+from .loop import (
+    CandidatesDropped,
+    Engine,
+    EngineEvent,
+    Job,
+    PromptEcho,
+    SequenceFinished,
+    TokenEntry,
+    TokenSampled,
+    on_llama_thread,
+)
 
-__all__ = ["Engine", "EngineEvent", "LlamaModel", "SequenceFinished", "TokenSampled"]
+__all__ = [
+    "CandidatesDropped",
+    "Engine",
+    "EngineEvent",
+    "Job",
+    "LlamaModel",
+    "PromptEcho",
+    "SequenceFinished",
+    "TokenEntry",
+    "TokenSampled",
+    "on_llama_thread",
+]

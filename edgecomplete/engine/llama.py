@@ -90,7 +90,7 @@ class LlamaModel:
         params.n_ctx = wanted
         params.n_batch = BATCH_SIZE
         params.n_ubatch = BATCH_SIZE
-        params.n_seq_max = max_sequences
+        params.n_seq_max = max_sequences + 1  # + the retired sequence (see retire_sequence)
         params.n_threads = self.threads
         params.n_threads_batch = self.threads
         params.kv_unified = True  # candidates share the prompt's cells
@@ -180,8 +180,30 @@ class LlamaModel:
         """Free the KV cells of `sequence` (cells shared with another sequence stay)."""
         llama_cpp.llama_memory_seq_rm(self._memory, sequence, -1, -1)
 
-    def clear(self) -> None:
-        llama_cpp.llama_memory_clear(self._memory, False)
+    @property
+    def retired_sequence(self) -> int:
+        """The sequence id that holds finished sequences' cells until drain_retired()."""
+        return self.max_sequences
+
+    def retire_sequence(self, sequence: int) -> None:
+        """Free the id `sequence` but keep its cells occupied (owned by the retired sequence).
+
+        llama.cpp fills freed cells first, so a live sequence's next tokens would land before its
+        earlier ones; attention then adds them up in another order, and with flash attention's
+        half-precision sums the logits drift (by up to about 1 here). Keeping cells occupied
+        while other sequences run keeps every sequence's cells in position order, so a request
+        computes exactly what it would alone.
+        """
+        llama_cpp.llama_memory_seq_cp(self._memory, sequence, self.retired_sequence, -1, -1)
+        llama_cpp.llama_memory_seq_rm(self._memory, sequence, -1, -1)
+
+    def drain_retired(self) -> None:
+        """Free the retired cells (when no sequence is live)."""
+        llama_cpp.llama_memory_seq_rm(self._memory, self.retired_sequence, -1, -1)
+
+    def holds_cells(self, sequence: int) -> bool:
+        """Whether any KV cell belongs to `sequence`."""
+        return llama_cpp.llama_memory_seq_pos_max(self._memory, sequence) >= 0
 
     def close(self) -> None:
         if getattr(self, "_context", None):

@@ -1,35 +1,52 @@
-"""The decode loop: every live candidate of a request advances by one token per llama_decode.
+"""The decode loop: one engine thread per model runs every request's candidates in shared batches.
 
-Flow of one request:
-1. the prompt is evaluated once, on sequence 0, with logits for its last token only (for every
-   position when echo asks for the prompt's log-probs);
-2. every other candidate shares those KV cells (llama_memory_seq_cp: no data is copied);
-3. the first step samples all candidates from that one logits row (each from its own copy);
-4. every later step is one batch with one entry per live candidate (its last token, its own
-   sequence), and the C sampler samples all rows in one call and feeds each stop matcher;
-5. a candidate that ends drops out of the batch and frees its cells;
-6. with best_of, the candidates are ranked by mean raw log-prob once all have ended, and only the
-   best n are passed on (best_of cannot stream).
+Flow of one request (a Job):
+1. it waits until it has a llama.cpp sequence id per candidate and KV cells for
+   prompt + candidates x (maximum_tokens - 1), first come first served (cells of finished
+   requests are retired, not freed, until the engine is idle: see LlamaModel.retire_sequence);
+2. its prompt is evaluated on its first sequence, in chunks that share batches with the decode
+   steps of other requests (continuous batching: nobody waits for a long prompt or completion);
+3. its other candidates then share those KV cells (llama_memory_seq_cp: no data is copied) and all
+   sample their first token from the prompt's last logits row (each from its own copy);
+4. every later step adds one entry per live candidate to the batch; one llama_decode serves all
+   requests, and one C call samples every decode row and feeds each stop matcher;
+5. a candidate that ends drops out and frees its cells; with best_of, the candidates are ranked
+   by mean raw log-prob once all have ended and only the best n are passed on.
 
-Evaluating the whole prompt in one batch keeps the numerics identical to llama.cpp's own path
-(a single-token batch can round differently from a larger one, and greedy ties are close).
-The loop yields engine events; stream.py turns them into the API's stream items.
+Events go to the job's outbox as they happen; stream.py turns them into the API's stream items.
+Cancelling a job stops it before the next decode step and frees its sequences and cells.
+
+One thread per process (the llama thread) runs these steps for every engine, in turn. llama.cpp's
+CPU backend uses OpenMP, whose worker teams belong to the calling thread: once two threads have
+called llama_decode, libgomp stops spinning at its barriers and every decode gets much slower.
+`on_llama_thread` runs other llama.cpp work (a llama-cpp-python model, say) on the same thread.
+
+Evaluating each prompt in whole batches keeps the numerics identical to llama.cpp's own path (a
+single-token batch can round differently from a larger one, and greedy ties are close).
 """
 
 from __future__ import annotations
 
+import collections
 import threading
+import weakref
+from concurrent.futures import Future
 from dataclasses import dataclass, field, replace
-from typing import Dict, Iterable, Iterator, List, Optional, Tuple, Union
+from typing import AsyncIterator, Callable, Dict, Iterable, Iterator, List, Optional, Tuple, TypeVar, Union
 
 from ..plan import GenerationPlan
 from ..sampling import END_OF_TEXT, STOP_SEQUENCE, Sampler, Sequence, StepResult
 from .llama import BATCH_SIZE, BatchEntry, LlamaModel
+from .outbox import CLOSED, Outbox
 
 # Prompt positions per batch when every position needs logits (echo with log_probs): bounds the
 # logits buffer to ECHO_BATCH x vocabulary floats.
 ECHO_BATCH = 64
+# Decode steps of events a consumer may leave untaken before its request pauses.
+OUTBOX_STEPS = 64
 
+
+# ---- events ---------------------------------------------------------------------------------
 
 @dataclass(frozen=True)
 class TokenEntry:
@@ -86,6 +103,52 @@ EngineEvent = Union[PromptEcho, TokenSampled, SequenceFinished, CandidatesDroppe
 _FINISH_REASONS = {END_OF_TEXT: "end_of_text", STOP_SEQUENCE: "stop_sequence_reached"}
 
 
+# ---- jobs -------------------------------------------------------------------------------------
+
+class Job:
+    """A submitted request. Iterate `events()` (sync) or `aevents()` (async); leaving either
+    early, or `cancel()`, stops the request before the engine's next decode step."""
+
+    def __init__(self, plan: GenerationPlan, engine: "Engine"):
+        self.plan = plan
+        self._engine = weakref.ref(engine)
+        self.outbox = Outbox(OUTBOX_STEPS * 2 * len(plan.samplers) + 8, on_take=engine.wake)
+        self.cancelled = False
+        self.finished = False
+
+    def cancel(self) -> None:
+        if not self.finished and not self.cancelled:
+            self.cancelled = True
+            engine = self._engine()
+            if engine:
+                engine.wake()
+
+    def _item(self, item):
+        if item is CLOSED:
+            self.finished = True
+            return None
+        if isinstance(item, BaseException):
+            self.finished = True
+            raise item
+        return item
+
+    def events(self) -> Iterator[EngineEvent]:
+        try:
+            while (item := self._item(self.outbox.get())) is not None:
+                yield item
+        finally:
+            self.cancel()
+
+    async def aevents(self) -> AsyncIterator[EngineEvent]:
+        try:
+            while (item := self._item(await self.outbox.aget())) is not None:
+                yield item
+        finally:
+            self.cancel()
+
+
+# ---- scheduler state ----------------------------------------------------------------------------
+
 @dataclass
 class _PendingToken:
     token: int
@@ -99,113 +162,330 @@ class _PendingToken:
 class _Candidate:
     index: int
     sequence: Sequence
+    seq_id: int  # llama.cpp sequence id
     position: int  # where its next token goes
     next_token: int = -1
     released: int = 0  # visible bytes already handed out
     text_end: int = 0  # visible bytes generated (before any stop cut)
     pending: List[_PendingToken] = field(default_factory=list)
+    done: bool = False
+
+
+@dataclass
+class _Request:
+    job: Job
+    cells: int  # KV cells reserved
+    candidates: List[_Candidate] = field(default_factory=list)
+    prefilled: int = 0  # prompt tokens evaluated
+    scored: List[Tuple[float, Tuple[Tuple[int, float], ...]]] = field(default_factory=list)
+    held: List[EngineEvent] = field(default_factory=list)  # best_of: until every candidate ended
+
+    @property
+    def plan(self) -> GenerationPlan:
+        return self.job.plan
+
+    @property
+    def prefilling(self) -> bool:
+        return self.prefilled < len(self.plan.prompt_tokens)
+
+    @property
+    def live(self) -> List[_Candidate]:
+        return [c for c in self.candidates if not c.done]
+
+
+class _LlamaThread:
+    """The one thread that runs llama.cpp for every engine of the process, one step each in turn."""
+
+    def __init__(self):
+        self.wakeup = threading.Condition()
+        self.engines: List["Engine"] = []
+        self.calls: collections.deque = collections.deque()  # (callable, future)
+        self.thread: Optional[threading.Thread] = None
+
+    def start(self) -> None:  # under self.wakeup
+        if self.thread is None or not self.thread.is_alive():
+            self.thread = threading.Thread(target=self._loop, name="edgecomplete-llama", daemon=True)
+            self.thread.start()
+
+    def _loop(self) -> None:
+        while True:
+            with self.wakeup:
+                while not self.calls and not any(e._has_work() for e in self.engines):
+                    self.wakeup.wait()
+                call = self.calls.popleft() if self.calls else None
+                busy = [e for e in self.engines if e._has_work()]
+                for engine in busy:
+                    engine._admit()
+            if call is not None:
+                function, future = call
+                if future.set_running_or_notify_cancel():
+                    try:
+                        future.set_result(function())
+                    except BaseException as error:  # handed to the caller
+                        future.set_exception(error)
+            for engine in busy:
+                engine._run_step()
+
+
+_llama_thread = _LlamaThread()
+T = TypeVar("T")
+
+
+def on_llama_thread(function: Callable[[], T]) -> T:
+    """Run `function` on the thread that runs llama.cpp for edgecomplete, and return its result.
+
+    Use it for other llama.cpp work in the same process (a llama-cpp-python model, say), so that
+    llama.cpp's OpenMP worker teams are not duplicated per thread (which slows every decode).
+    """
+    if threading.current_thread() is _llama_thread.thread:
+        return function()
+    future: Future = Future()
+    with _llama_thread.wakeup:
+        _llama_thread.calls.append((function, future))
+        _llama_thread.start()
+        _llama_thread.wakeup.notify()
+    return future.result()
 
 
 class Engine:
-    """One loaded model and its decode loop. One request runs at a time."""
+    """One loaded model and its requests; the llama thread runs its decode loop."""
 
     def __init__(self, model: LlamaModel, model_version: str):
         self.model = model
         self.model_version = model_version
         self.sampler = Sampler(model.vocabulary, model.max_sequences)
-        self._lock = threading.Lock()
+        self._wakeup = _llama_thread.wakeup
+        self._waiting: List[_Request] = []  # admission order
+        self._active: List[_Request] = []
+        self._free_ids = list(range(model.max_sequences))
+        self._free_cells = model.context_length
+        self._closed = False
+        with self._wakeup:
+            _llama_thread.engines.append(self)
+
+    # ---- faces' side ----------------------------------------------------------------------------
+
+    def submit(self, plan: GenerationPlan) -> Job:
+        """Queue `plan`; its events arrive in the returned job."""
+        job = Job(plan, self)
+        cells = len(plan.prompt_tokens) + len(plan.samplers) * max(plan.maximum_tokens - 1, 0)
+        with self._wakeup:
+            if self._closed:
+                raise RuntimeError("the engine is closed")
+            self._waiting.append(_Request(job, min(cells, self.model.context_length)))
+            _llama_thread.start()
+            self._wakeup.notify()
+        return job
 
     def generate(self, plan: GenerationPlan) -> Iterator[EngineEvent]:
-        """Run `plan`, yielding events as tokens are sampled. Closing the iterator stops the
-        work at once and frees the request's KV cells."""
-        with self._lock:
-            self.model.clear()  # a request never sees KV state left by another
-            try:
-                candidates = [
-                    _Candidate(index, Sequence(self.model.vocabulary, config), position=len(plan.prompt_tokens))
-                    for index, config in enumerate(plan.samplers)
-                ]
-                events = self._run(plan, candidates)
-                if plan.ranked:
-                    events = self._best_of(plan, candidates, events)
-                yield from events
-            finally:
-                self.model.clear()
+        """`plan`'s events, for synchronous code; closing the iterator cancels the request."""
+        return self.submit(plan).events()
 
-    # ---- prompt ----------------------------------------------------------------------------
+    def wake(self) -> None:
+        with self._wakeup:
+            self._wakeup.notify()
 
-    def _evaluate_prompt(self, plan: GenerationPlan) -> Tuple[int, List[TokenEntry]]:
-        """Evaluate the prompt on sequence 0. Returns the address of the last position's logits
-        and, for echo, the prompt's token entries (with log-probs when asked for)."""
-        model, prompt = self.model, plan.prompt_tokens
-        score_prompt = plan.echo and plan.log_probs is not None
-        step = ECHO_BATCH if score_prompt else BATCH_SIZE
-        scored: List[Tuple[float, Tuple[Tuple[int, float], ...]]] = []
-        last_row = 0
-        for start in range(0, len(prompt), step):
-            chunk = prompt[start : start + step]
-            positions = range(start, start + len(chunk))
-            logits = model.decode(
-                [BatchEntry(t, p, 0, score_prompt or p == len(prompt) - 1) for t, p in zip(chunk, positions)]
-            )
-            if score_prompt:
-                # Row j predicts the token after position start + j; the prompt's last row is
-                # kept for sampling.
-                n_rows = sum(1 for p in positions if p + 1 < len(prompt))
-                targets = [prompt[p + 1] for p in positions if p + 1 < len(prompt)]
-                scored += self.sampler.score_rows(logits, n_rows, targets, plan.log_probs or 0)
-                last_row = logits + 4 * model.vocab_size * (len(chunk) - 1)
-            else:
-                last_row = logits
-        entries: List[TokenEntry] = []
-        if plan.echo:
-            vocabulary = model.vocabulary
-            entries.append(TokenEntry(vocabulary.piece(prompt[0], raw=True), None, (), prompt[0]))
-            for i, token in enumerate(prompt[1:]):
-                logprob, top = scored[i] if scored else (None, ())
-                entries.append(TokenEntry(vocabulary.piece(token, raw=True), logprob, top, token))
-        return last_row, entries
+    def stats(self) -> Dict[str, int]:
+        """Requests and KV state right now: no sequence holds cells once every request ended."""
+        def read():
+            return {
+                "requests_waiting": len(self._waiting),
+                "requests_active": len(self._active),
+                "sequence_ids_in_use": self.model.max_sequences - len(self._free_ids),
+                "sequences_with_cells": sum(self.model.holds_cells(s) for s in range(self.model.max_sequences + 1)),
+            }
+        return on_llama_thread(read)
 
-    # ---- generation -------------------------------------------------------------------------
+    def close(self) -> None:
+        """Fail the requests still queued or running, and free the model (on the llama thread,
+        between two steps)."""
+        def shut_down():
+            with self._wakeup:
+                self._closed = True
+                requests, self._waiting = self._waiting + self._active, []
+                self._active = []
+                if self in _llama_thread.engines:
+                    _llama_thread.engines.remove(self)
+            for request in requests:
+                request.job.outbox.put(RuntimeError("the engine was closed"))
+                request.job.outbox.put(CLOSED)
+            self.model.close()
+        on_llama_thread(shut_down)
 
-    def _run(self, plan: GenerationPlan, candidates: List[_Candidate]) -> Iterator[EngineEvent]:
-        model = self.model
-        last_row, echo = self._evaluate_prompt(plan)
-        for candidate in candidates[1:]:
-            model.copy_sequence(0, candidate.index)
-        if plan.echo:
-            vocabulary = model.vocabulary
-            text = b"".join(vocabulary.piece(t) for t in plan.prompt_tokens)
-            raw = b"".join(vocabulary.piece(t, raw=True) for t in plan.prompt_tokens)
-            for candidate in candidates:
-                yield PromptEcho(candidate.index, text, raw, tuple(echo))
-        if plan.maximum_tokens == 0:
-            for candidate in candidates:
-                yield SequenceFinished(candidate.index, "maximum_tokens")
+    # ---- on the llama thread --------------------------------------------------------------------
+
+    def _run_step(self) -> None:
+        self._drop_cancelled()
+        try:
+            self._iteration()
+        except Exception as error:  # keep serving: fail the requests in flight, not the engine
+            self._fail_active(error)
+
+    def _has_work(self) -> bool:  # under self._wakeup
+        if self._closed:
+            return False
+        if self._waiting and self._fits(self._waiting[0]):
+            return True
+        return any(r.job.cancelled or r.prefilling or (r.live and not self._paused(r)) for r in self._active)
+
+    def _fits(self, request: _Request) -> bool:
+        return (request.job.cancelled or
+                (len(request.plan.samplers) <= len(self._free_ids) and request.cells <= self._free_cells))
+
+    def _paused(self, request: _Request) -> bool:
+        """A consumer that does not keep up holds its request back (never the engine)."""
+        return not request.plan.ranked and request.job.outbox.room() < 2 * len(request.candidates) + 2
+
+    def _admit(self) -> None:  # under self._wakeup
+        """First come, first served: the oldest waiting request goes first."""
+        while self._waiting and self._fits(self._waiting[0]):
+            request = self._waiting.pop(0)
+            if request.job.cancelled:
+                request.job.outbox.put(CLOSED)
+                continue
+            self._free_cells -= request.cells
+            prompt_length = len(request.plan.prompt_tokens)
+            for index, config in enumerate(request.plan.samplers):
+                seq_id = self._free_ids.pop(0)
+                self.model.drop_sequence(seq_id)  # a request never sees KV state left by another
+                request.candidates.append(
+                    _Candidate(index, Sequence(self.model.vocabulary, config), seq_id, position=prompt_length)
+                )
+            self._active.append(request)
+
+    def _release_request(self, request: _Request) -> None:
+        """Free the request's sequence ids; its cells stay retired until no request is active."""
+        prompt_length = len(request.plan.prompt_tokens)
+        used = prompt_length + sum(c.position - prompt_length for c in request.candidates)
+        for candidate in request.candidates:
+            self.model.retire_sequence(candidate.seq_id)
+        with self._wakeup:
+            self._active.remove(request)
+            self._free_ids.extend(c.seq_id for c in request.candidates)
+            self._free_cells += request.cells - min(used, request.cells)
+            if not self._active:
+                self.model.drain_retired()
+                self._free_cells = self.model.context_length
+
+    def _drop_cancelled(self) -> None:
+        for request in [r for r in self._active if r.job.cancelled]:
+            self._release_request(request)
+            request.job.outbox.put(CLOSED)
+
+    def _fail_active(self, error: Exception) -> None:
+        for request in list(self._active):
+            self._release_request(request)
+            request.job.outbox.put(error)
+            request.job.outbox.put(CLOSED)
+
+    # ---- one decode step for everyone --------------------------------------------------------------
+
+    def _iteration(self) -> None:
+        decoding = [(r, c) for r in self._active if not r.prefilling and not self._paused(r) for c in r.live]
+        entries = [BatchEntry(c.next_token, c.position, c.seq_id, True) for _, c in decoding]
+        prefills: List[Tuple[_Request, int, int]] = []  # request, first position, tokens
+        budget = BATCH_SIZE - len(entries)
+        for request in self._active:
+            if budget <= 0:
+                break
+            if not request.prefilling:
+                continue
+            prompt = request.plan.prompt_tokens
+            score = self._scores_prompt(request.plan)
+            count = min(budget, len(prompt) - request.prefilled, ECHO_BATCH if score else BATCH_SIZE)
+            first = request.prefilled
+            primary = request.candidates[0].seq_id
+            for p in range(first, first + count):
+                entries.append(BatchEntry(prompt[p], p, primary, score or p == len(prompt) - 1))
+            prefills.append((request, first, count))
+            budget -= count
+        if not entries:
             return
-
-        live = candidates
-        results = self.sampler.step_shared([c.sequence for c in live], last_row)
-        while True:
-            still_live: List[_Candidate] = []
-            for candidate, result in zip(live, results):
-                reason = _FINISH_REASONS.get(result.status)
-                if reason is None and candidate.sequence.generated >= plan.maximum_tokens:
-                    reason = "maximum_tokens"
-                yield self._release(plan, candidate, result, reason is not None)
-                if reason:
-                    model.drop_sequence(candidate.index)
-                    yield SequenceFinished(candidate.index, reason)
-                else:
-                    candidate.next_token = result.token
-                    still_live.append(candidate)
-            live = still_live
-            if not live:
-                return
-            logits = model.decode([BatchEntry(c.next_token, c.position, c.index, True) for c in live])
-            for candidate in live:
+        logits = self.model.decode(entries)
+        row_bytes = 4 * self.model.vocab_size
+        if decoding:
+            for _, candidate in decoding:
                 candidate.position += 1
-            results = self.sampler.step([c.sequence for c in live], logits, len(live))
+            results = self.sampler.step([c.sequence for _, c in decoding], logits, len(decoding))
+            for (request, candidate), result in zip(decoding, results):
+                self._after_step(request, candidate, result)
+        row = logits + row_bytes * len(decoding)
+        for request, first, count in prefills:
+            prompt = request.plan.prompt_tokens
+            request.prefilled += count
+            if self._scores_prompt(request.plan):
+                targets = [prompt[p + 1] for p in range(first, first + count) if p + 1 < len(prompt)]
+                request.scored += self.sampler.score_rows(row, len(targets), targets, request.plan.log_probs or 0)
+                row += row_bytes * len(targets)
+            if not request.prefilling:
+                self._start(request, row)
+                row += row_bytes
+
+    @staticmethod
+    def _scores_prompt(plan: GenerationPlan) -> bool:
+        return plan.echo and plan.log_probs is not None
+
+    def _start(self, request: _Request, last_row: int) -> None:
+        """The prompt is in: share it with every candidate and sample their first tokens."""
+        plan, vocabulary = request.plan, self.model.vocabulary
+        primary = request.candidates[0].seq_id
+        for candidate in request.candidates[1:]:
+            self.model.copy_sequence(primary, candidate.seq_id)
+        if plan.echo:
+            prompt = plan.prompt_tokens
+            entries = [TokenEntry(vocabulary.piece(prompt[0], raw=True), None, (), prompt[0])]
+            for i, token in enumerate(prompt[1:]):
+                logprob, top = request.scored[i] if request.scored else (None, ())
+                entries.append(TokenEntry(vocabulary.piece(token, raw=True), logprob, top, token))
+            text = b"".join(vocabulary.piece(t) for t in prompt)
+            raw = b"".join(vocabulary.piece(t, raw=True) for t in prompt)
+            for candidate in request.candidates:
+                self._emit(request, PromptEcho(candidate.index, text, raw, tuple(entries)))
+        if plan.maximum_tokens == 0:
+            for candidate in request.candidates:
+                candidate.done = True
+                self._emit(request, SequenceFinished(candidate.index, "maximum_tokens"))
+            self._finish(request)
+            return
+        results = self.sampler.step_shared([c.sequence for c in request.candidates], last_row)
+        for candidate, result in zip(request.candidates, results):
+            self._after_step(request, candidate, result)
+
+    def _after_step(self, request: _Request, candidate: _Candidate, result: StepResult) -> None:
+        plan = request.plan
+        reason = _FINISH_REASONS.get(result.status)
+        if reason is None and candidate.sequence.generated >= plan.maximum_tokens:
+            reason = "maximum_tokens"
+        self._emit(request, self._release(plan, candidate, result, reason is not None))
+        if reason:
+            candidate.done = True
+            self._emit(request, SequenceFinished(candidate.index, reason))
+            if not request.live:
+                self._finish(request)
+        else:
+            candidate.next_token = result.token
+
+    def _emit(self, request: _Request, event: EngineEvent) -> None:
+        if request.plan.ranked:
+            request.held.append(event)
+        else:
+            request.job.outbox.put(event)
+
+    def _finish(self, request: _Request) -> None:
+        """Every candidate ended: pass on the best n (best_of) and close the job."""
+        if request.plan.ranked:
+            order = self.sampler.rank([c.sequence for c in request.candidates])
+            rank_of = {index: rank for rank, index in enumerate(order)}
+            kept = [e for e in request.held if rank_of[e.index] < request.plan.n]
+            kept.sort(key=lambda e: rank_of[e.index])  # stable: each candidate's events stay in order
+            for event in kept:
+                request.job.outbox.put(replace(event, index=rank_of[event.index]))
+            dropped = [request.candidates[i] for i in order[request.plan.n :]]
+            request.job.outbox.put(CandidatesDropped(len(dropped), sum(c.sequence.generated for c in dropped)))
+        self._release_request(request)
+        request.job.outbox.put(CLOSED)
+
+    # ---- text and token entries ---------------------------------------------------------------
 
     def _release(self, plan: GenerationPlan, candidate: _Candidate, result: StepResult, finished: bool) -> TokenSampled:
         """The text and token entries of `candidate` that `result` made final."""
@@ -240,22 +520,3 @@ class Engine:
                 return  # not final yet
             candidate.pending.pop(0)
             yield TokenEntry(text, pending.logprob, pending.top, pending.token)
-
-    def _best_of(
-        self, plan: GenerationPlan, candidates: List[_Candidate], events: Iterator[EngineEvent]
-    ) -> Iterator[EngineEvent]:
-        """Hold every candidate's events until all have ended; pass on the best n, renumbered
-        in rank order."""
-        held: Dict[int, List[EngineEvent]] = {c.index: [] for c in candidates}
-        for event in events:
-            held[event.index].append(event)
-        order = self.sampler.rank([c.sequence for c in candidates])
-        for rank, index in enumerate(order[: plan.n]):
-            for event in held[index]:
-                yield _renumbered(event, rank)
-        dropped = [candidates[i] for i in order[plan.n :]]
-        yield CandidatesDropped(len(dropped), sum(c.sequence.generated for c in dropped))
-
-
-def _renumbered(event: EngineEvent, index: int) -> EngineEvent:
-    return replace(event, index=index)

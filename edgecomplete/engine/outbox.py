@@ -1,0 +1,65 @@
+"""A request's events on their way from the engine thread to one consumer, sync or async.
+
+The engine thread never blocks on a consumer: it puts events without waiting and, when a
+request's outbox is nearly full, leaves that request out of the next decode batches until the
+consumer has taken some (`room`). A sync consumer blocks in `get`; an async one awaits `aget`,
+woken through its event loop, so the loop never waits on the engine.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import threading
+from typing import Any, Callable, Optional
+
+CLOSED = object()  # the last item of every outbox
+
+
+class Outbox:
+    def __init__(self, capacity: int, on_take: Callable[[], None]):
+        self.capacity = capacity
+        self._items: collections.deque = collections.deque()
+        self._ready = threading.Condition()
+        self._wake_async: Optional[Callable[[], None]] = None
+        self._on_take = on_take  # tells the engine that room was made
+
+    def room(self) -> int:
+        with self._ready:
+            return self.capacity - len(self._items)
+
+    def put(self, item: Any) -> None:
+        with self._ready:
+            self._items.append(item)
+            self._ready.notify()
+            wake, self._wake_async = self._wake_async, None
+        if wake:
+            wake()
+
+    def get(self) -> Any:
+        with self._ready:
+            while not self._items:
+                self._ready.wait()
+            item = self._items.popleft()
+        self._on_take()
+        return item
+
+    async def aget(self) -> Any:
+        loop = asyncio.get_running_loop()
+        while True:
+            with self._ready:
+                if self._items:
+                    item = self._items.popleft()
+                    break
+                arrived = asyncio.Event()
+                self._wake_async = lambda: _call_soon(loop, arrived.set)
+            await arrived.wait()
+        self._on_take()
+        return item
+
+
+def _call_soon(loop: asyncio.AbstractEventLoop, callback: Callable[[], Any]) -> None:
+    try:
+        loop.call_soon_threadsafe(callback)
+    except RuntimeError:  # the consumer's loop is closed: nobody is waiting any more
+        pass
