@@ -236,3 +236,30 @@ def test_a_short_request_started_after_a_long_one_finishes_first(smollm2_path):
             return finished
 
     assert run(main()) == ["short", "long"]
+
+
+def test_the_seed_streaming_example_runs_with_only_import_and_model_changed(capsys, smollm2_path):
+    # From the seed's usage examples; only the import line and the model name differ.
+    from edgecomplete import AsyncClient, CompletionRequest, CompletionSummary, Prompt, StreamChunk, StreamSummary
+
+    async def streaming_completion():
+        async with AsyncClient(token="your-api-token") as client:
+            request = CompletionRequest(
+                prompt=Prompt.from_text("Write a long story about space exploration:"),
+                maximum_tokens=500,
+                temperature=0.7
+            )
+
+            async for item in client.complete_with_streaming(request, "smollm2-135m"):
+                if isinstance(item, StreamChunk):
+                    print(item.completion, end="", flush=True)
+                elif isinstance(item, StreamSummary):
+                    print(f"\nStream {item.index} finished: {item.finish_reason}")
+                elif isinstance(item, CompletionSummary):
+                    print(f"Total tokens generated: {item.num_tokens_generated}")
+
+    asyncio.run(streaming_completion())
+    printed = capsys.readouterr().out
+    assert "\nStream 0 finished: " in printed
+    assert "Total tokens generated: " in printed
+    assert len(printed.split("\nStream 0 finished")[0].strip()) > 0
