@@ -23,6 +23,7 @@ from ..sampling import TOKEN_END_OF_GENERATION, TOKEN_SPECIAL, Vocabulary
 DEFAULT_CONTEXT_LENGTH = 8192
 DEFAULT_MAX_SEQUENCES = 16
 BATCH_SIZE = 512
+PREFIX_SLOTS = 2  # finished sequences whose KV cells are kept for reuse by a later prompt
 
 _backend_lock = threading.Lock()
 _backend_ready = False
@@ -90,7 +91,9 @@ class LlamaModel:
         params.n_ctx = wanted
         params.n_batch = BATCH_SIZE
         params.n_ubatch = BATCH_SIZE
-        params.n_seq_max = max_sequences + 1  # + the retired sequence (see retire_sequence)
+        # Sequence ids: 0 .. max_sequences - 1 for candidates, then the retired sequence (see
+        # retire_sequence), then the prefix slots (see Engine: prefix reuse).
+        params.n_seq_max = max_sequences + 1 + PREFIX_SLOTS
         params.n_threads = self.threads
         params.n_threads_batch = self.threads
         params.kv_unified = True  # candidates share the prompt's cells
@@ -172,34 +175,56 @@ class LlamaModel:
             )
         return ctypes.cast(llama_cpp.llama_get_logits(self._context), ctypes.c_void_p).value or 0
 
-    def copy_sequence(self, source: int, destination: int) -> None:
-        """Let `destination` share every KV cell of `source` (no data is copied)."""
-        llama_cpp.llama_memory_seq_cp(self._memory, source, destination, -1, -1)
+    def copy_sequence(self, source: int, destination: int, end: int = -1) -> None:
+        """Let `destination` share the KV cells of `source` at positions below `end` (-1: all);
+        no data is copied."""
+        llama_cpp.llama_memory_seq_cp(self._memory, source, destination, 0 if end >= 0 else -1, end)
 
     def drop_sequence(self, sequence: int) -> None:
         """Free the KV cells of `sequence` (cells shared with another sequence stay)."""
         llama_cpp.llama_memory_seq_rm(self._memory, sequence, -1, -1)
 
     @property
+    def prefix_sequences(self) -> range:
+        """The sequence ids that keep finished sequences' cells for prefix reuse."""
+        return range(self.max_sequences + 1, self.max_sequences + 1 + PREFIX_SLOTS)
+
+    @property
+    def has_sliding_window(self) -> bool:
+        """Sliding-window attention layers overwrite cells that left the window, so a cached
+        prefix cannot be trusted on such models."""
+        return llama_cpp.llama_model_n_swa(self._model) > 0
+
+    @property
     def retired_sequence(self) -> int:
-        """The sequence id that holds finished sequences' cells until drain_retired()."""
+        """The sequence id that holds finished sequences' cells until the next compact()."""
         return self.max_sequences
 
     def retire_sequence(self, sequence: int) -> None:
         """Free the id `sequence` but keep its cells occupied (owned by the retired sequence).
 
-        llama.cpp fills freed cells first, so a live sequence's next tokens would land before its
-        earlier ones; attention then adds them up in another order, and with flash attention's
-        half-precision sums the logits drift (by up to about 1 here). Keeping cells occupied
-        while other sequences run keeps every sequence's cells in position order, so a request
-        computes exactly what it would alone.
+        llama.cpp places new tokens in the first free cells it finds, also before cells a
+        sequence already holds; attention then adds that sequence's cells up in another order,
+        and with flash attention's half-precision sums the logits drift (by up to about 1 here).
+        So cells are never freed one by one: they are retired, and `compact` starts over.
+        Every sequence's cells then stay in position order, and a request computes exactly what
+        it would alone, whatever ran before or beside it.
         """
         llama_cpp.llama_memory_seq_cp(self._memory, sequence, self.retired_sequence, -1, -1)
         llama_cpp.llama_memory_seq_rm(self._memory, sequence, -1, -1)
 
-    def drain_retired(self) -> None:
-        """Free the retired cells (when no sequence is live)."""
-        llama_cpp.llama_memory_seq_rm(self._memory, self.retired_sequence, -1, -1)
+    def compact(self, keep: Sequence[int]) -> None:
+        """Empty the KV cache but for the sequences `keep` (none of them live), which are saved
+        and restored from the first cell on: the cache holds no gaps afterwards."""
+        saved = []
+        for sequence in keep:
+            size = llama_cpp.llama_state_seq_get_size(self._context, sequence)
+            data = (ctypes.c_uint8 * size)()
+            saved.append((sequence, data, llama_cpp.llama_state_seq_get_data(self._context, data, size, sequence)))
+        llama_cpp.llama_memory_clear(self._memory, True)
+        for sequence, data, size in saved:
+            if llama_cpp.llama_state_seq_set_data(self._context, data, size, sequence) != size:
+                raise RuntimeError(f"llama.cpp could not restore the cells of sequence {sequence}")
 
     def holds_cells(self, sequence: int) -> bool:
         """Whether any KV cell belongs to `sequence`."""

@@ -3,15 +3,18 @@
 Flow of one request (a Job):
 1. it waits until it has a llama.cpp sequence id per candidate and KV cells for
    prompt + candidates x (maximum_tokens - 1), first come first served (cells of finished
-   requests are retired, not freed, until the engine is idle: see LlamaModel.retire_sequence);
+   requests are retired, not freed; when room is needed and nothing runs, the cache is
+   compacted: see LlamaModel.retire_sequence);
 2. its prompt is evaluated on its first sequence, in chunks that share batches with the decode
    steps of other requests (continuous batching: nobody waits for a long prompt or completion);
 3. its other candidates then share those KV cells (llama_memory_seq_cp: no data is copied) and all
    sample their first token from the prompt's last logits row (each from its own copy);
 4. every later step adds one entry per live candidate to the batch; one llama_decode serves all
    requests, and one C call samples every decode row and feeds each stop matcher;
-5. a candidate that ends drops out and frees its cells; with best_of, the candidates are ranked
-   by mean raw log-prob once all have ended and only the best n are passed on.
+5. a candidate that ends drops out; with best_of, the candidates are ranked by mean raw log-prob
+   once all have ended and only the best n are passed on;
+6. the cells of a finished single-candidate request stay in a prefix slot: a later prompt that
+   starts with the same tokens (the next turn of a chat) shares them and evaluates only the rest.
 
 Events go to the job's outbox as they happen; stream.py turns them into the API's stream items.
 Cancelling a job stops it before the next decode step and frees its sequences and cells.
@@ -165,6 +168,7 @@ class _Candidate:
     seq_id: int  # llama.cpp sequence id
     position: int  # where its next token goes
     next_token: int = -1
+    fed: List[int] = field(default_factory=list)  # generated tokens evaluated into its cells
     released: int = 0  # visible bytes already handed out
     text_end: int = 0  # visible bytes generated (before any stop cut)
     pending: List[_PendingToken] = field(default_factory=list)
@@ -172,11 +176,21 @@ class _Candidate:
 
 
 @dataclass
+class _CachedPrefix:
+    """A prefix slot: the cells of `tokens` (positions 0 ..) kept under sequence `seq_id`."""
+
+    seq_id: int
+    tokens: Tuple[int, ...] = ()
+    last_used: int = 0
+
+
+@dataclass
 class _Request:
     job: Job
-    cells: int  # KV cells reserved
+    cells: int = 0  # new KV cells reserved at admission
+    reused: int = 0  # prompt tokens whose cells came from a prefix slot
     candidates: List[_Candidate] = field(default_factory=list)
-    prefilled: int = 0  # prompt tokens evaluated
+    prefilled: int = 0  # prompt tokens evaluated (or reused)
     scored: List[Tuple[float, Tuple[Tuple[int, float], ...]]] = field(default_factory=list)
     held: List[EngineEvent] = field(default_factory=list)  # best_of: until every candidate ended
 
@@ -258,7 +272,13 @@ class Engine:
         self._waiting: List[_Request] = []  # admission order
         self._active: List[_Request] = []
         self._free_ids = list(range(model.max_sequences))
-        self._free_cells = model.context_length
+        self._reserved_cells = 0  # by running requests
+        self._retired_cells = 0  # upper bound of the retired cells (freed by compaction)
+        self._prefixes = [_CachedPrefix(seq_id) for seq_id in model.prefix_sequences]
+        self._reuse_prefixes = not model.has_sliding_window
+        self._clock = 0
+        self.prompt_tokens_evaluated = 0
+        self.prompt_tokens_reused = 0
         self._closed = False
         with self._wakeup:
             _llama_thread.engines.append(self)
@@ -268,11 +288,10 @@ class Engine:
     def submit(self, plan: GenerationPlan) -> Job:
         """Queue `plan`; its events arrive in the returned job."""
         job = Job(plan, self)
-        cells = len(plan.prompt_tokens) + len(plan.samplers) * max(plan.maximum_tokens - 1, 0)
         with self._wakeup:
             if self._closed:
                 raise RuntimeError("the engine is closed")
-            self._waiting.append(_Request(job, min(cells, self.model.context_length)))
+            self._waiting.append(_Request(job))
             _llama_thread.start()
             self._wakeup.notify()
         return job
@@ -286,13 +305,18 @@ class Engine:
             self._wakeup.notify()
 
     def stats(self) -> Dict[str, int]:
-        """Requests and KV state right now: no sequence holds cells once every request ended."""
+        """Requests and KV state right now: once every request ended, no candidate sequence
+        holds cells (retired cells wait for the next compaction; prefix slots keep theirs)."""
         def read():
             return {
                 "requests_waiting": len(self._waiting),
                 "requests_active": len(self._active),
                 "sequence_ids_in_use": self.model.max_sequences - len(self._free_ids),
-                "sequences_with_cells": sum(self.model.holds_cells(s) for s in range(self.model.max_sequences + 1)),
+                "sequences_with_cells": sum(self.model.holds_cells(s) for s in range(self.model.max_sequences)),
+                "retired_cells": self._retired_cells,
+                "cached_prefix_tokens": sum(len(p.tokens) for p in self._prefixes),
+                "prompt_tokens_evaluated": self.prompt_tokens_evaluated,
+                "prompt_tokens_reused": self.prompt_tokens_reused,
             }
         return on_llama_thread(read)
 
@@ -324,26 +348,83 @@ class Engine:
     def _has_work(self) -> bool:  # under self._wakeup
         if self._closed:
             return False
-        if self._waiting and self._fits(self._waiting[0]):
-            return True
+        if self._waiting:
+            first = self._waiting[0]
+            if first.job.cancelled or not self._active or self._fits(first):
+                return True
         return any(r.job.cancelled or r.prefilling or (r.live and not self._paused(r)) for r in self._active)
 
+    # ---- KV cells: reservation, prefix reuse, retirement ----------------------------------------
+
+    def _free_cells(self) -> int:
+        cached = sum(len(p.tokens) for p in self._prefixes)
+        return self.model.context_length - self._reserved_cells - self._retired_cells - cached
+
+    def _best_prefix(self, plan: GenerationPlan) -> Tuple[Optional[_CachedPrefix], int]:
+        """The prefix slot sharing most leading tokens with the prompt (at most all but its last
+        token, whose logits must be computed), when the prompt's logits are not needed."""
+        if not self._reuse_prefixes or self._scores_prompt(plan):
+            return None, 0
+        best, best_length = None, 0
+        prompt = plan.prompt_tokens
+        for prefix in self._prefixes:
+            length, limit = 0, min(len(prefix.tokens), len(prompt) - 1)
+            while length < limit and prefix.tokens[length] == prompt[length]:
+                length += 1
+            if length > best_length:
+                best, best_length = prefix, length
+        return best, best_length
+
+    def _cells_needed(self, request: _Request) -> int:
+        plan = request.plan
+        _, reused = self._best_prefix(plan)
+        return len(plan.prompt_tokens) - reused + len(plan.samplers) * max(plan.maximum_tokens - 1, 0)
+
     def _fits(self, request: _Request) -> bool:
-        return (request.job.cancelled or
-                (len(request.plan.samplers) <= len(self._free_ids) and request.cells <= self._free_cells))
+        return (len(request.plan.samplers) <= len(self._free_ids)
+                and self._cells_needed(request) <= self._free_cells())
 
     def _paused(self, request: _Request) -> bool:
         """A consumer that does not keep up holds its request back (never the engine)."""
         return not request.plan.ranked and request.job.outbox.room() < 2 * len(request.candidates) + 2
 
+    def _retire_prefix(self, prefix: _CachedPrefix) -> None:
+        if prefix.tokens:
+            self.model.retire_sequence(prefix.seq_id)
+            self._retired_cells += len(prefix.tokens)
+            prefix.tokens = ()
+
+    def _make_room(self, request: _Request) -> None:
+        """The oldest waiting request does not fit. Once nothing runs, compact the cache (drop the
+        retired cells, keep the prefix slots); if that is not enough, give the slots up too."""
+        if self._active:
+            return
+        self._compact()
+        if self._cells_needed(request) > self._free_cells():
+            for prefix in self._prefixes:
+                prefix.tokens = ()
+            self._compact()
+
+    def _compact(self) -> None:
+        self.model.compact([p.seq_id for p in self._prefixes if p.tokens])
+        self._retired_cells = 0
+
     def _admit(self) -> None:  # under self._wakeup
         """First come, first served: the oldest waiting request goes first."""
-        while self._waiting and self._fits(self._waiting[0]):
-            request = self._waiting.pop(0)
+        while self._waiting:
+            request = self._waiting[0]
             if request.job.cancelled:
+                self._waiting.pop(0)
                 request.job.outbox.put(CLOSED)
                 continue
-            self._free_cells -= request.cells
+            if not self._fits(request):
+                self._make_room(request)
+                if not self._fits(request):
+                    return
+            self._waiting.pop(0)
+            prefix, reused = self._best_prefix(request.plan)
+            request.cells = self._cells_needed(request)
+            self._reserved_cells += request.cells
             prompt_length = len(request.plan.prompt_tokens)
             for index, config in enumerate(request.plan.samplers):
                 seq_id = self._free_ids.pop(0)
@@ -351,21 +432,42 @@ class Engine:
                 request.candidates.append(
                     _Candidate(index, Sequence(self.model.vocabulary, config), seq_id, position=prompt_length)
                 )
+            if prefix is not None:
+                self.model.copy_sequence(prefix.seq_id, request.candidates[0].seq_id, end=reused)
+                self._clock += 1
+                prefix.last_used = self._clock
+                request.reused = request.prefilled = reused
+                self.prompt_tokens_reused += reused
             self._active.append(request)
 
     def _release_request(self, request: _Request) -> None:
-        """Free the request's sequence ids; its cells stay retired until no request is active."""
-        prompt_length = len(request.plan.prompt_tokens)
-        used = prompt_length + sum(c.position - prompt_length for c in request.candidates)
+        """Free the request's sequence ids. Its cells are retired until no request runs, but
+        those of a single candidate go to a prefix slot first, for the next prompt to reuse."""
+        prompt = request.plan.prompt_tokens
+        own = [c.position - len(prompt) for c in request.candidates]
+        new_cells = request.prefilled - request.reused + sum(own)
+        first = request.candidates[0]
+        if self._reuse_prefixes and len(request.candidates) == 1 and request.prefilled > 0:
+            slot = min(self._prefixes, key=lambda p: (bool(p.tokens), p.last_used))
+            self._retire_prefix(slot)
+            self.model.copy_sequence(first.seq_id, slot.seq_id)
+            slot.tokens = tuple(prompt[: request.prefilled]) + tuple(first.fed)
+            self._clock += 1
+            slot.last_used = self._clock
+            new_cells -= request.prefilled - request.reused + own[0]  # counted in the slot now
         for candidate in request.candidates:
             self.model.retire_sequence(candidate.seq_id)
         with self._wakeup:
             self._active.remove(request)
             self._free_ids.extend(c.seq_id for c in request.candidates)
-            self._free_cells += request.cells - min(used, request.cells)
-            if not self._active:
-                self.model.drain_retired()
-                self._free_cells = self.model.context_length
+            self._reserved_cells -= request.cells
+            self._retired_cells += max(new_cells, 0)
+            idle = not self._active and not self._waiting
+        if idle and self._retired_cells:
+            # Keep the cache small and gapless: llama.cpp's CPU attention for a single token
+            # splits a span of 512 cells or more across threads, and its rounding then depends
+            # on where cells lie.
+            self._compact()
 
     def _drop_cancelled(self) -> None:
         for request in [r for r in self._active if r.job.cancelled]:
@@ -406,6 +508,7 @@ class Engine:
         if decoding:
             for _, candidate in decoding:
                 candidate.position += 1
+                candidate.fed.append(candidate.next_token)
             results = self.sampler.step([c.sequence for _, c in decoding], logits, len(decoding))
             for (request, candidate), result in zip(decoding, results):
                 self._after_step(request, candidate, result)
@@ -413,6 +516,7 @@ class Engine:
         for request, first, count in prefills:
             prompt = request.plan.prompt_tokens
             request.prefilled += count
+            self.prompt_tokens_evaluated += count
             if self._scores_prompt(request.plan):
                 targets = [prompt[p + 1] for p in range(first, first + count) if p + 1 < len(prompt)]
                 request.scored += self.sampler.score_rows(row, len(targets), targets, request.plan.log_probs or 0)

@@ -1,0 +1,66 @@
+"""Prefix reuse: a prompt that starts like an earlier one (the next chat turn) evaluates only the
+new tokens, and computes what a cold engine computes."""
+
+from edgecomplete import Client, CompletionRequest, Prompt
+
+from .conftest import MODEL
+
+SYSTEM = "<|im_start|>system\nYou are a helpful AI assistant named SmolLM, trained by Hugging Face<|im_end|>\n"
+
+
+def turn(history, question):
+    return history + f"<|im_start|>user\n{question}<|im_end|>\n<|im_start|>assistant\n"
+
+
+def ask(client, prompt, **fields):
+    request = CompletionRequest(prompt=Prompt.from_text(prompt), maximum_tokens=40, raw_completion=True,
+                                disable_optimizations=True, **fields)
+    return client.complete(request, model=MODEL).completions[0]
+
+
+def test_follow_up_turns_evaluate_only_the_new_tokens_and_match_a_cold_engine(smollm2_path):
+    with Client() as warm, Client() as cold:
+        engine = warm.engine(MODEL)
+        history = SYSTEM
+        for question in ("What is 2+2?", "And 3+3?", "Name a colour.", "Thanks!"):
+            prompt = turn(history, question)
+            before = engine.stats()
+            reply = ask(warm, prompt, temperature=0.8, seed=5)
+            after = engine.stats()
+            evaluated = after["prompt_tokens_evaluated"] - before["prompt_tokens_evaluated"]
+            reused = after["prompt_tokens_reused"] - before["prompt_tokens_reused"]
+            prompt_length = len(engine.model.tokenize(prompt))
+            assert evaluated + reused == prompt_length
+            if history != SYSTEM:
+                assert reused >= len(engine.model.tokenize(history)) - 2  # all of the history, give or take
+                assert evaluated < 30
+            assert reply.completion == ask(cold, prompt, temperature=0.8, seed=5).completion
+            history = prompt + reply.raw_completion + "\n"
+
+
+def test_a_small_context_compacts_and_stays_exact(smollm2_path):
+    prompts = [f"Item {i}: the {word} is" for i, word in enumerate(["sky", "sea", "tree", "road", "cat", "moon"])]
+    with Client(context_length=256) as small, Client() as big:
+        for round_ in range(3):
+            for i, text in enumerate(prompts):
+                request = CompletionRequest(prompt=Prompt.from_text(text), maximum_tokens=30, temperature=1.0,
+                                            seed=i + round_)
+                assert (small.complete(request, model=MODEL).completions[0].completion
+                        == big.complete(request, model=MODEL).completions[0].completion)
+        stats = small.engine(MODEL).stats()
+        assert stats["retired_cells"] == 0 and stats["sequences_with_cells"] == 0
+        assert stats["cached_prefix_tokens"] <= 256
+
+
+def test_cancelled_requests_leave_nothing_behind(smollm2_path):
+    with Client() as client:
+        long_prompt = "word " * 300
+        stream = client.complete_with_streaming(CompletionRequest(prompt=Prompt.from_text(long_prompt),
+                                                                  maximum_tokens=50), model=MODEL)
+        next(iter(stream))
+        stream.close()
+        fresh = CompletionRequest(prompt=Prompt.from_text("word " * 10 + "and then"), maximum_tokens=10,
+                                  temperature=1.0, seed=3)
+        with Client() as cold:
+            assert (client.complete(fresh, model=MODEL).completions[0].completion
+                    == cold.complete(fresh, model=MODEL).completions[0].completion)
