@@ -37,6 +37,13 @@ from .prompt import (
     TokenControl,
     Tokens,
 )
+from .stream import fold as fold_stream
+from .tokenization import (
+    DetokenizationRequest,
+    DetokenizationResponse,
+    TokenizationRequest,
+    TokenizationResponse,
+)
 from .validation import InvalidRequest
 
 __all__ = [
@@ -50,6 +57,8 @@ __all__ = [
     "ControlTokenOverlap",
     "Cropping",
     "DEFAULT_MODEL",
+    "DetokenizationRequest",
+    "DetokenizationResponse",
     "Image",
     "ImageControl",
     "InvalidRequest",
@@ -63,7 +72,10 @@ __all__ = [
     "Text",
     "TextControl",
     "TokenControl",
+    "TokenizationRequest",
+    "TokenizationResponse",
     "Tokens",
     "UnknownModelError",
+    "fold_stream",
     "stream_item_from_json",
 ]

@@ -20,6 +20,7 @@ from .completion import CompletionRequest, CompletionResponse, CompletionRespons
 from .engine import Engine, Job, LlamaModel, on_llama_thread
 from .plan import GenerationPlan, plan_completion
 from .stream import StreamBuilder, fold, stream_items
+from .tokenization import DetokenizationRequest, DetokenizationResponse, TokenizationRequest, TokenizationResponse
 from .validation import InvalidRequest, check_request
 
 _open_clients: "weakref.WeakSet[Client]" = weakref.WeakSet()
@@ -95,6 +96,44 @@ class Client:
                 self._engines[model] = Engine(llama, model_version=version)
             return self._engines[model]
 
+    def model_info(self, model: str) -> Mapping[str, Any]:
+        """Facts of a loaded model: context length (as this client runs it), vocabulary size,
+        sequence limit."""
+        llama = self.engine(model).model
+        return {
+            "model": model,
+            "context_length": llama.context_length,
+            "trained_context_length": llama.trained_context_length,
+            "vocab_size": llama.vocab_size,
+            "max_sequences": llama.max_sequences,
+        }
+
+    def apply_chat_template(
+        self, model: str, messages: Sequence[Mapping[str, str]], add_generation_prompt: bool = True
+    ) -> str:
+        """Render chat messages ({"role": "system" | "user" | "assistant", "content": ...}) in the
+        model's own chat format (the GGUF's template, or the manifest's); the text is meant to be
+        sent as is (`disable_optimizations=True` keeps its final newline)."""
+        llama = self.engine(model).model
+        fallback = None if models.is_gguf_path(model) else models.manifest(model).chat_template
+        pairs = [(m["role"], m["content"]) for m in messages]
+        return llama.apply_chat_template(pairs, llama.chat_template(fallback), add_generation_prompt)
+
+    def tokenize(self, request: TokenizationRequest, model: str) -> TokenizationResponse:
+        """Tokens of a text, as the model's tokenizer splits it (no BOS)."""
+        llama = self.engine(model).model
+        ids = llama.tokenize(request.prompt)
+        texts = [llama.vocabulary.piece(t, raw=True).decode("utf-8", "replace") for t in ids]
+        return TokenizationResponse(tokens=texts if request.tokens else None,
+                                    token_ids=ids if request.token_ids else None)
+
+    def detokenize(self, request: DetokenizationRequest, model: str) -> DetokenizationResponse:
+        llama = self.engine(model).model
+        for token in request.token_ids:
+            if not 0 <= token < llama.vocab_size:
+                raise InvalidRequest("token_ids", f"token id {token} is not in [0, {llama.vocab_size})")
+        return DetokenizationResponse(result=llama.detokenize(request.token_ids))
+
     def plan(self, request: CompletionRequest, model: str) -> Tuple[Engine, GenerationPlan]:
         """Validate `request` (model-independent rules first, before loading anything) and plan it."""
         check_request(request)
@@ -155,8 +194,11 @@ class AsyncClient:
     client share the model's decode batches. Options are those of `Client`.
     """
 
-    def __init__(self, token: Optional[str] = None, host: Optional[str] = None, **options: Any) -> None:
-        self._client = Client(token, host, **options)
+    def __init__(self, token: Optional[str] = None, host: Optional[str] = None, *,
+                 client: Optional[Client] = None, **options: Any) -> None:
+        """`client`: share the engines (loaded models) of an existing Client."""
+        self._client = client if client is not None else Client(token, host, **options)
+        self._owns_client = client is None
 
     async def _plan(self, request: CompletionRequest, model: str) -> Tuple[Engine, GenerationPlan]:
         check_request(request)  # cheap: before any thread hop
@@ -196,8 +238,23 @@ class AsyncClient:
     async def models(self) -> List[Mapping[str, Any]]:
         return self._client.models()
 
+    async def tokenize(self, request: TokenizationRequest, model: str) -> TokenizationResponse:
+        return await asyncio.to_thread(self._client.tokenize, request, model)
+
+    async def detokenize(self, request: DetokenizationRequest, model: str) -> DetokenizationResponse:
+        return await asyncio.to_thread(self._client.detokenize, request, model)
+
+    async def model_info(self, model: str) -> Mapping[str, Any]:
+        return await asyncio.to_thread(self._client.model_info, model)  # may load the model
+
+    async def apply_chat_template(
+        self, model: str, messages: Sequence[Mapping[str, str]], add_generation_prompt: bool = True
+    ) -> str:
+        return await asyncio.to_thread(self._client.apply_chat_template, model, messages, add_generation_prompt)
+
     async def close(self) -> None:
-        await asyncio.to_thread(self._client.close)
+        if self._owns_client:
+            await asyncio.to_thread(self._client.close)
 
     async def __aenter__(self) -> "AsyncClient":
         return self

@@ -62,6 +62,7 @@ class Manifest:
     size: int
     sha256: str
     sources: Tuple[Source, ...]
+    chat_template: Optional[str] = None  # llama.cpp built-in name, when the GGUF has none
 
 
 @dataclass(frozen=True)
@@ -116,6 +117,7 @@ def _parse_manifest(data: dict) -> Manifest:
         size=int(data["size"]),
         sha256=data["sha256"].lower(),
         sources=tuple(Source(s["package"], s["version"], s["path"]) for s in data["sources"]),
+        chat_template=data.get("chat_template"),
     )
 
 

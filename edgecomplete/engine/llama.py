@@ -13,7 +13,7 @@ import os
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import List, Optional, Sequence
+from typing import List, Optional, Sequence, Tuple
 
 import llama_cpp
 
@@ -136,6 +136,35 @@ class LlamaModel:
             vocabulary.set_token(token, text, raw, flags)
         vocabulary.finalize()
         return vocabulary
+
+    def chat_template(self, fallback: Optional[str] = None) -> str:
+        """The GGUF's chat template; else `fallback` (a llama.cpp built-in name), else chatml."""
+        template = llama_cpp.llama_model_chat_template(self._model, None)
+        return template.decode("utf-8") if template else (fallback or "chatml")
+
+    def apply_chat_template(self, messages: Sequence[Tuple[str, str]], template: str,
+                            add_generation_prompt: bool = True) -> str:
+        """Render (role, content) messages with llama.cpp's template support (its built-in
+        templates, recognised also from a GGUF's Jinja source)."""
+        keep = [(role.encode("utf-8"), content.encode("utf-8")) for role, content in messages]
+        chat = (llama_cpp.llama_chat_message * max(len(keep), 1))()
+        for i, (role, content) in enumerate(keep):
+            chat[i].role, chat[i].content = role, content
+        size = 2 * sum(len(r) + len(c) for r, c in keep) + 1024
+        for _ in range(2):
+            buffer = ctypes.create_string_buffer(size)
+            n = llama_cpp.llama_chat_apply_template(template.encode("utf-8"), chat, len(keep),
+                                                    add_generation_prompt, buffer, size)
+            if n < 0:
+                raise ModelError(f"llama.cpp does not support this chat template: {template[:60]!r}")
+            if n <= size:
+                return buffer.raw[:n].decode("utf-8", "replace")
+            size = n
+        raise ModelError("chat template output did not fit")
+
+    def detokenize(self, tokens: Sequence[int]) -> str:
+        """The text of `tokens` (special tokens rendered)."""
+        return b"".join(self.vocabulary.piece(t, raw=True) for t in tokens).decode("utf-8", "replace")
 
     def tokenize(self, text: str, parse_special: bool = True) -> List[int]:
         """Token ids of `text`, without BOS/EOS; control-token text such as <|im_start|> is parsed
