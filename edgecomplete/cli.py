@@ -187,6 +187,15 @@ def _print_stream(items, as_json: bool, tagged: bool) -> int:
     return 0
 
 
+def _tui(args: argparse.Namespace) -> int:
+    from tui import main as run_tui
+
+    if args.model:
+        _ensure_model(args.model)
+    run_tui(args.model)
+    return 0
+
+
 def _models(args: argparse.Namespace) -> int:
     if args.models_command == "pull":
         pull_with_progress(args.name, force=args.force)
@@ -215,6 +224,10 @@ def build_parser() -> argparse.ArgumentParser:
     complete.add_argument("--threads", type=int, default=None, help="CPU threads for llama.cpp")
     _add_request_flags(complete)
     complete.set_defaults(handler=_complete)
+
+    tui = commands.add_parser("tui", help="the terminal UI: chat and completion playground")
+    tui.add_argument("--model", "-m", default=None, help=f"model to start with (default {models.DEFAULT_MODEL})")
+    tui.set_defaults(handler=_tui)
 
     model_commands = commands.add_parser("models", help="list or pull models").add_subparsers(
         dest="models_command", required=True

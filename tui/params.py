@@ -1,0 +1,232 @@
+"""The parameter panel: one control per CompletionRequest field, checked as you type with the API's
+own validation messages, fields changed from the API's defaults marked, named presets."""
+
+from __future__ import annotations
+
+import collections.abc
+import json
+import typing
+from dataclasses import MISSING, dataclass, fields
+from typing import Any, Dict, List, Optional
+
+from textual import on
+from textual.app import ComposeResult
+from textual.containers import Horizontal, VerticalScroll
+from textual.message import Message
+from textual.widgets import Button, Checkbox, Input, Label, Select, Static
+
+from edgecomplete import CompletionRequest, InvalidRequest, Prompt
+from edgecomplete.validation import check_request
+
+_HINTS = typing.get_type_hints(CompletionRequest)
+FIELDS = [f for f in fields(CompletionRequest) if f.name != "prompt"]
+DEFAULTS = {f.name: f.default for f in FIELDS if f.default is not MISSING}
+
+# Fields shown first; the rest follow in the dataclass's order.
+COMMON = ["maximum_tokens", "temperature", "top_k", "top_p", "presence_penalty", "frequency_penalty",
+          "stop_sequences", "n", "best_of", "log_probs", "seed", "minimum_tokens"]
+
+
+def _kind(name: str) -> str:
+    hint = _HINTS[name]
+    args = [a for a in typing.get_args(hint) if a is not type(None)]
+    base = args[0] if args else hint
+    if name == "logit_bias":
+        return "bias"
+    if base is bool:
+        return "tristate" if type(None) in typing.get_args(hint) else "bool"
+    if typing.get_origin(base) in (list, collections.abc.Sequence):
+        return "list"
+    return {int: "int", float: "float", str: "str"}[base]
+
+
+def _unescape(text: str) -> str:
+    return text.replace("\\n", "\n").replace("\\t", "\t")
+
+
+def _escape(text: str) -> str:
+    return text.replace("\n", "\\n").replace("\t", "\\t")
+
+
+def parse(name: str, text: str) -> Any:
+    """The value a control's text stands for; raises InvalidRequest naming the field."""
+    kind, text = _kind(name), text.strip()
+    optional = type(None) in typing.get_args(_HINTS[name])
+    if not text:
+        if optional:
+            return None
+        raise InvalidRequest(name, "a value is required")
+    try:
+        if kind == "int":
+            return int(text)
+        if kind == "float":
+            return float(text)
+        if kind == "str":
+            return _unescape(text)
+        if kind == "list":
+            if text.startswith("["):
+                value = json.loads(text)
+                if not isinstance(value, list):
+                    raise ValueError
+                return value
+            return [_unescape(part.strip()) for part in text.split("|") if part.strip()]
+        if kind == "bias":
+            if text.startswith("{"):
+                return {int(k): float(v) for k, v in json.loads(text).items()}
+            pairs = [p.split(":") for p in text.split(",") if p.strip()]
+            return {int(k): float(v) for k, v in pairs}
+    except (ValueError, TypeError):
+        pass
+    allowed = {
+        "int": "an integer", "float": "a number", "list": 'texts separated by | (or a JSON list)',
+        "bias": "token:bias pairs separated by commas (or a JSON object)",
+    }[kind]
+    raise InvalidRequest(name, f"must be {allowed}, got {text!r}")
+
+
+def render(name: str, value: Any) -> str:
+    """The text a control shows for a value."""
+    if value is None:
+        return ""
+    kind = _kind(name)
+    if kind == "list":
+        return " | ".join(_escape(v) for v in value)
+    if kind == "bias":
+        return ", ".join(f"{k}:{v}" for k, v in value.items())
+    if kind == "str":
+        return _escape(value)
+    return str(value)
+
+
+class ParamsPanel(VerticalScroll):
+    """Emits ParamsPanel.Changed whenever the values change (valid or not)."""
+
+    @dataclass
+    class Changed(Message):
+        panel: "ParamsPanel"
+
+    def __init__(self, values: Optional[Dict[str, Any]] = None, **kwargs):
+        super().__init__(**kwargs)
+        self._values: Dict[str, Any] = dict(DEFAULTS)
+        self._values.update(values or {})
+        self.errors: Dict[str, str] = {}
+        self._parse_errors: Dict[str, str] = {}
+        self._presets: Dict[str, Dict[str, Any]] = {}
+
+    def compose(self) -> ComposeResult:
+        yield Static("Parameters  [dim](* changed from the API default)[/]", classes="panel-title")
+        with Horizontal(id="preset-row"):
+            yield Select([], prompt="preset", id="preset-select", allow_blank=True)
+            yield Input(placeholder="preset name", id="preset-name")
+            yield Button("Save", id="preset-save")
+        order = COMMON + [f.name for f in FIELDS if f.name not in COMMON]
+        for name in order:
+            kind = _kind(name)
+            yield Label(name, id=f"label-{name}", classes="param-label")
+            value = self._values.get(name)
+            if kind == "bool":
+                yield Checkbox(name, value=bool(value), id=f"param-{name}", classes="param")
+            elif kind == "tristate":
+                options = [("default (true)", "default"), ("true", "true"), ("false", "false")]
+                current = "default" if value is None else ("true" if value else "false")
+                yield Select(options, value=current, allow_blank=False, id=f"param-{name}", classes="param")
+            else:
+                yield Input(render(name, value), id=f"param-{name}", classes="param")
+            yield Static("", id=f"error-{name}", classes="param-error")
+
+    def on_mount(self) -> None:
+        self._refresh_marks()
+
+    # ---- values -----------------------------------------------------------------------------
+
+    def values(self) -> Dict[str, Any]:
+        """Every field's current value (invalid text keeps the last valid value)."""
+        return dict(self._values)
+
+    def changed(self) -> Dict[str, Any]:
+        """The fields that differ from CompletionRequest's defaults."""
+        return {k: v for k, v in self._values.items() if DEFAULTS.get(k, None) != v}
+
+    @property
+    def valid(self) -> bool:
+        return not self.errors
+
+    def first_error(self) -> Optional[str]:
+        return next(iter(self.errors.values()), None)
+
+    def set_values(self, values: Dict[str, Any]) -> None:
+        self._values = dict(DEFAULTS)
+        self._values.update(values)
+        for name, value in self._values.items():
+            widget = self.query_one(f"#param-{name}")
+            if isinstance(widget, Checkbox):
+                widget.value = bool(value)
+            elif isinstance(widget, Select):
+                widget.value = "default" if value is None else ("true" if value else "false")
+            else:
+                widget.value = render(name, value)
+        self._parse_errors.clear()
+        self._validate()
+        self._refresh_marks()
+
+    def set_presets(self, presets: Dict[str, Dict[str, Any]]) -> None:
+        self._presets = dict(presets)
+        self.query_one("#preset-select", Select).set_options([(name, name) for name in presets])
+
+    # ---- events -------------------------------------------------------------------------------
+
+    @on(Input.Changed, ".param")
+    def _text_changed(self, event: Input.Changed) -> None:
+        self._update(event.input.id.removeprefix("param-"), event.value)
+
+    @on(Checkbox.Changed, ".param")
+    def _checkbox_changed(self, event: Checkbox.Changed) -> None:
+        self._update(event.checkbox.id.removeprefix("param-"), event.value)
+
+    @on(Select.Changed, ".param")
+    def _select_changed(self, event: Select.Changed) -> None:
+        value = {"default": None, "true": True, "false": False}.get(event.value)
+        self._update(event.select.id.removeprefix("param-"), value)
+
+    @on(Select.Changed, "#preset-select")
+    def _preset_chosen(self, event: Select.Changed) -> None:
+        if event.value in self._presets:
+            self.set_values(self._presets[event.value])
+            self.post_message(self.Changed(self))
+
+    @on(Button.Pressed, "#preset-save")
+    def _preset_save(self) -> None:
+        name = self.query_one("#preset-name", Input).value.strip()
+        if name:
+            self.app.save_preset(name, self.changed())
+
+    def _update(self, name: str, raw: Any) -> None:
+        """Parse the control's text, then check the whole request: the API's message is shown at
+        the field it names."""
+        try:
+            self._values[name] = parse(name, raw) if isinstance(raw, str) else raw
+            self._parse_errors.pop(name, None)
+        except InvalidRequest as error:
+            self._parse_errors[name] = str(error)
+        self._validate()
+        self._refresh_marks()
+        self.post_message(self.Changed(self))
+
+    def _validate(self) -> None:
+        self.errors = dict(self._parse_errors)
+        try:
+            check_request(CompletionRequest(prompt=Prompt.from_text(""), **self._values))
+        except InvalidRequest as error:
+            self.errors.setdefault(error.field, str(error))
+
+    def _refresh_marks(self) -> None:
+        for field_ in FIELDS:
+            name = field_.name
+            changed = DEFAULTS.get(name) != self._values.get(name)
+            label = self.query_one(f"#label-{name}", Label)
+            label.update(f"{name} *" if changed else name)
+            label.set_class(changed, "changed")
+            error = self.query_one(f"#error-{name}", Static)
+            error.update(self.errors.get(name, ""))
+            error.display = name in self.errors
+            self.query_one(f"#param-{name}").set_class(name in self.errors, "invalid")

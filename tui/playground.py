@@ -1,0 +1,143 @@
+"""Playground mode: raw completion of a text buffer. The completion is shown after the text in
+another style (coloured by probability with log_probs); accept appends it, reject drops it,
+regenerate tries again."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Optional
+
+from rich.text import Text
+from textual import on, work
+from textual.app import ComposeResult
+from textual.containers import Vertical, VerticalScroll
+from textual.widgets import Static, TextArea
+
+from edgecomplete import CompletionRequest, Prompt
+
+from .generation import Generation
+from .screens import BranchChoice
+from .session import Session, Turn
+from .tokens import coloured
+from .widgets import CandidatesView
+
+
+class PlaygroundView(Vertical):
+    def __init__(self, session: Session, **kwargs):
+        super().__init__(**kwargs)
+        self.session = session
+        self.pending: Optional[Turn] = None  # a completion not yet accepted or rejected
+        self._prefix = ""  # branch: text kept in front of the pending completion
+        self._worker = None
+        self._candidates: Optional[CandidatesView] = None
+
+    def compose(self) -> ComposeResult:
+        yield TextArea(self.session.buffer, id="playground-buffer")
+        with VerticalScroll(id="playground-output"):
+            yield Static("", id="playground-completion")
+        yield Static("F5: generate · F6: accept · F7: reject · Esc: stop · ctrl+l: tokens",
+                     id="playground-hint", classes="hint")
+
+    @on(TextArea.Changed, "#playground-buffer")
+    def _buffer_changed(self, event: TextArea.Changed) -> None:
+        self.session.buffer = event.text_area.text
+
+    def show_session(self, session: Session) -> None:
+        self.session = session
+        self.pending = None
+        self.query_one("#playground-buffer", TextArea).load_text(session.buffer)
+        self._show_pending()
+
+    @property
+    def buffer(self) -> str:
+        return self.query_one("#playground-buffer", TextArea).text
+
+    @property
+    def generating(self) -> bool:
+        return self._worker is not None and self._worker.is_running
+
+    def _show_pending(self, live: str = "") -> None:
+        completion = self.query_one("#playground-completion", Static)
+        if self.pending is None and not live:
+            completion.update(Text("(F5 generates a completion of the text above)", style="dim"))
+            return
+        text = Text(self.buffer[-200:], style="dim")
+        tokens = self.pending.tokens() if self.pending else None
+        log_probs = self.pending.log_probs() if self.pending else None
+        body = self.pending.content if self.pending else live
+        if tokens and log_probs and "".join(tokens) == body[len(self._prefix):]:
+            text.append(self._prefix, style="bold cyan")
+            text.append_text(coloured(tokens, log_probs))
+        else:
+            text.append(body, style="bold cyan")
+        completion.update(text)
+
+    def generate(self, prefix: str = "") -> None:
+        if self.generating:
+            return
+        request = self.app.build_request(chat=False)
+        if request is None:
+            return
+        self.session.buffer = self.buffer
+        self.pending, self._prefix = None, prefix
+        self._worker = self._generate(replace(request, prompt=Prompt.from_text(self.buffer + prefix)))
+
+    @work(exclusive=True, group="generation")
+    async def _generate(self, request: CompletionRequest) -> None:
+        generation = Generation(request, self.app.model)
+        output = self.query_one("#playground-output", VerticalScroll)
+        if self._candidates is not None:
+            self._candidates.remove()
+            self._candidates = None
+        if request.n > 1:
+            self._candidates = CandidatesView(request.n)
+            await output.mount(self._candidates)
+        live = [self._prefix]
+
+        def on_text(index: int, text: str) -> None:
+            if index == 0:
+                live[0] += text
+                self._show_pending(live[0])
+            if self._candidates is not None:
+                self._candidates.append(index, text)
+
+        try:
+            await generation.run(self.app.client, self.app.stats, on_text)
+        finally:
+            if generation.error:
+                self.app.notify(generation.error, title="request rejected", severity="error")
+            elif generation.response is not None:
+                self.pending = Turn("assistant", self._prefix + (generation.response.completions[0].completion or ""),
+                                    request=request.to_json(), response=generation.response.to_json())
+                if self._candidates is not None:
+                    self._candidates.set_results(self.pending.completions(), 0)
+            self._show_pending(live[0])
+
+    def accept(self) -> None:
+        if self.pending is None or self.generating:
+            return
+        buffer = self.query_one("#playground-buffer", TextArea)
+        buffer.load_text(self.buffer + self.pending.content)
+        self.session.turns.append(self.pending)
+        self.session.buffer = buffer.text
+        self.pending = None
+        self._show_pending()
+        self.app.save_session(self.session)
+
+    def reject(self) -> None:
+        if self.generating:
+            return
+        self.pending = None
+        self._show_pending()
+
+    def cancel(self) -> bool:
+        if self.generating:
+            self._worker.cancel()
+            return True
+        return False
+
+    def branch(self, choice: BranchChoice) -> None:
+        if self.pending is None or self.generating:
+            return
+        tokens = self.pending.tokens() or []
+        self.generate(self._prefix + "".join(tokens[: choice.token_index]) + choice.text)

@@ -1,0 +1,123 @@
+"""SQLite persistence of sessions and parameter presets, in the user's data folder."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Tuple
+
+from .session import Session, Turn
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS sessions (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    kind TEXT NOT NULL,
+    title TEXT NOT NULL,
+    model TEXT NOT NULL,
+    system_prompt TEXT NOT NULL,
+    params TEXT NOT NULL,
+    buffer TEXT NOT NULL,
+    updated REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS turns (
+    session_id INTEGER NOT NULL REFERENCES sessions(id) ON DELETE CASCADE,
+    position INTEGER NOT NULL,
+    role TEXT NOT NULL,
+    content TEXT NOT NULL,
+    request TEXT,
+    response TEXT,
+    chosen INTEGER NOT NULL,
+    PRIMARY KEY (session_id, position)
+);
+CREATE TABLE IF NOT EXISTS presets (
+    name TEXT PRIMARY KEY,
+    params TEXT NOT NULL
+);
+"""
+
+
+def _dump(value: Optional[Any]) -> Optional[str]:
+    return None if value is None else json.dumps(value, ensure_ascii=False)
+
+
+def _load(text: Optional[str]) -> Optional[Any]:
+    return None if text is None else json.loads(text)
+
+
+class Store:
+    def __init__(self, path: Path):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        self._db = sqlite3.connect(str(path))
+        self._db.execute("PRAGMA foreign_keys = ON")
+        self._db.executescript(SCHEMA)
+
+    def close(self) -> None:
+        self._db.close()
+
+    # ---- sessions --------------------------------------------------------------------------
+
+    def save(self, session: Session) -> int:
+        with self._db:
+            values = (session.kind, session.display_title(), session.model, session.system_prompt,
+                      json.dumps(session.params), session.buffer, time.time())
+            if session.id is None:
+                cursor = self._db.execute(
+                    "INSERT INTO sessions (kind, title, model, system_prompt, params, buffer, updated) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?)", values)
+                session.id = cursor.lastrowid
+            else:
+                self._db.execute(
+                    "UPDATE sessions SET kind=?, title=?, model=?, system_prompt=?, params=?, buffer=?, updated=? "
+                    "WHERE id=?", values + (session.id,))
+            self._db.execute("DELETE FROM turns WHERE session_id=?", (session.id,))
+            self._db.executemany(
+                "INSERT INTO turns (session_id, position, role, content, request, response, chosen) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                [(session.id, i, t.role, t.content, _dump(t.request), _dump(t.response), t.chosen)
+                 for i, t in enumerate(session.turns)])
+        return session.id
+
+    def load(self, session_id: int) -> Session:
+        row = self._db.execute(
+            "SELECT kind, title, model, system_prompt, params, buffer FROM sessions WHERE id=?", (session_id,)
+        ).fetchone()
+        if row is None:
+            raise KeyError(f"no session {session_id}")
+        kind, title, model, system_prompt, params, buffer = row
+        turns = [Turn(role, content, _load(request), _load(response), chosen)
+                 for role, content, request, response, chosen in self._db.execute(
+                     "SELECT role, content, request, response, chosen FROM turns WHERE session_id=? "
+                     "ORDER BY position", (session_id,))]
+        return Session(kind=kind, model=model, title=title, system_prompt=system_prompt,
+                       params=json.loads(params), turns=turns, buffer=buffer, id=session_id)
+
+    def sessions(self, kind: Optional[str] = None) -> List[Tuple[int, str, str, str, float]]:
+        """(id, kind, title, model, updated), most recent first."""
+        query = "SELECT id, kind, title, model, updated FROM sessions"
+        args: tuple = ()
+        if kind:
+            query += " WHERE kind=?"
+            args = (kind,)
+        return list(self._db.execute(query + " ORDER BY updated DESC, id DESC", args))
+
+    def latest(self, kind: str) -> Optional[Session]:
+        rows = self.sessions(kind)
+        return self.load(rows[0][0]) if rows else None
+
+    def delete(self, session_id: int) -> None:
+        with self._db:
+            self._db.execute("DELETE FROM sessions WHERE id=?", (session_id,))
+
+    # ---- presets -----------------------------------------------------------------------------
+
+    def save_preset(self, name: str, params: Dict[str, Any]) -> None:
+        with self._db:
+            self._db.execute("INSERT OR REPLACE INTO presets (name, params) VALUES (?, ?)",
+                             (name, json.dumps(params)))
+
+    def presets(self) -> Dict[str, Dict[str, Any]]:
+        return {name: json.loads(params) for name, params in self._db.execute(
+            "SELECT name, params FROM presets ORDER BY name")}
