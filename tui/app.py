@@ -308,12 +308,8 @@ class EdgeCompleteApp(App):
         self.notify("copied to the clipboard")
 
     def action_set_system_prompt(self) -> None:
-        def chosen(text: Optional[str]) -> None:
-            if text is not None:
-                self.chat_session.system_prompt = text
-                self.save_session(self.chat_session)
-
-        self.push_screen(TextPrompt("System prompt for this conversation", self.chat_session.system_prompt), chosen)
+        self.show_mode("chat")
+        self.query_one("#system-prompt").focus()
 
     def get_system_commands(self, screen) -> Iterable[SystemCommand]:
         yield from super().get_system_commands(screen)

@@ -11,7 +11,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical, VerticalScroll
 from textual.message import Message
-from textual.widgets import Static, TextArea
+from textual.widgets import Input, Static, TextArea
 
 from edgecomplete import CompletionRequest, Prompt
 
@@ -52,6 +52,7 @@ class ChatView(Vertical):
         self._worker = None
 
     def compose(self) -> ComposeResult:
+        yield Input(self.session.system_prompt, placeholder="system prompt (optional)", id="system-prompt")
         yield VerticalScroll(id="chat-log")
         yield Static("Enter: send · ctrl+j: newline · Esc: stop · ctrl+r: regenerate · F4: edit · ctrl+l: tokens",
                      id="chat-hint", classes="hint")
@@ -62,8 +63,13 @@ class ChatView(Vertical):
 
     # ---- showing --------------------------------------------------------------------------------
 
+    @on(Input.Changed, "#system-prompt")
+    def _system_prompt_changed(self, event: Input.Changed) -> None:
+        self.session.system_prompt = event.value
+
     def show_session(self, session: Session) -> None:
         self.session = session
+        self.query_one("#system-prompt", Input).value = session.system_prompt
         log = self.query_one("#chat-log", VerticalScroll)
         log.remove_children()
         for index, turn in enumerate(session.turns):

@@ -1,0 +1,297 @@
+"""The terminal UI, driven through Textual's Pilot on the real default model."""
+
+import asyncio
+import json
+
+import pytest
+from textual.widgets import Input, OptionList
+
+from tui import EdgeCompleteApp
+from tui.chat import ChatView
+from tui.config import Config
+from tui.params import ParamsPanel
+from tui.screens import ModelPicker, SessionPicker, TokenInspector
+from tui.widgets import CandidatesView, MessageView
+
+from .conftest import MODEL
+
+
+async def wait_until(pilot, condition, timeout=60.0, what="condition"):
+    """Let the app run until `condition()` holds (no fixed sleeps)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not condition():
+        if loop.time() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await pilot.pause(0.02)
+
+
+@pytest.fixture
+def make_app(client, tmp_path):
+    def make(config=None):
+        return EdgeCompleteApp(model=MODEL, client=client, data=tmp_path / "data", config=config or Config())
+    return make
+
+
+async def ready(pilot, app):
+    await wait_until(pilot, lambda: app.stats.context_length > 0, what="the model to load")
+
+
+def set_param(app, name, value):
+    app.query_one(f"#param-{name}", Input).value = value
+
+
+async def send(pilot, app, text):
+    chat_input = app.query_one("#chat-input")
+    chat_input.focus()
+    chat_input.load_text(text)
+    turns = len(app.chat_session.turns)
+    await pilot.press("enter")
+    await wait_until(pilot, lambda: len(app.chat_session.turns) == turns + 2 and not app.view.generating,
+                     what="the reply")
+    await pilot.pause(0.05)
+
+
+def test_chat_turn_streams_the_reply(make_app):
+    async def scenario():
+        app = make_app()
+        async with app.run_test(size=(100, 30)) as pilot:
+            await ready(pilot, app)
+            set_param(app, "maximum_tokens", "60")
+            seen = []
+            original = MessageView.show
+
+            def show(view):
+                original(view)
+                if view.turn.role == "assistant":
+                    seen.append(view.turn.content)
+
+            MessageView.show = show
+            try:
+                await send(pilot, app, "What is 2+2?")
+            finally:
+                MessageView.show = original
+            turns = app.chat_session.turns
+            assert [t.role for t in turns] == ["user", "assistant"]
+            assert turns[1].content.strip() and turns[1].response is not None
+            assert len({s for s in seen if s}) > 2  # the reply grew on screen chunk by chunk
+            views = list(app.query(MessageView))
+            assert turns[1].content in str(views[-1].render())
+            assert app.stats.generated > 0 and app.stats.time_to_first_token is not None
+            assert app.stats.prompt_tokens > 0
+    asyncio.run(scenario())
+
+
+def test_escape_cancels_mid_stream_and_the_chat_goes_on(make_app, engine):
+    async def scenario():
+        app = make_app()
+        async with app.run_test(size=(100, 30)) as pilot:
+            await ready(pilot, app)
+            set_param(app, "maximum_tokens", "400")
+            set_param(app, "minimum_tokens", "400")
+            app.query_one("#chat-input").focus()
+            app.query_one("#chat-input").load_text("Tell me a very long story.")
+            await pilot.press("enter")
+            await wait_until(pilot, lambda: len(app.chat_session.turns) == 2 and
+                             len(app.chat_session.turns[1].content) > 20, what="some streamed text")
+            await pilot.press("escape")
+            await wait_until(pilot, lambda: not app.view.generating, timeout=5, what="the cancellation")
+            reply = app.chat_session.turns[1]
+            assert reply.response is None  # stopped before the end
+            await wait_until(pilot, lambda: engine.stats()["requests_active"] == 0, timeout=5, what="the engine")
+            assert engine.stats()["sequences_with_cells"] == 0
+            set_param(app, "minimum_tokens", "0")
+            set_param(app, "maximum_tokens", "20")
+            await send(pilot, app, "And now a short one.")
+            assert app.chat_session.turns[-1].response is not None
+    asyncio.run(scenario())
+
+
+def test_invalid_parameter_shows_the_api_message_and_blocks_sending(make_app):
+    async def scenario():
+        app = make_app()
+        async with app.run_test(size=(120, 36)) as pilot:
+            await ready(pilot, app)
+            set_param(app, "temperature", "-0.5")
+            await pilot.pause(0.1)
+            panel = app.query_one(ParamsPanel)
+            message = str(app.query_one("#error-temperature").render())
+            assert message == "temperature: must be a number >= 0.0, got -0.5"
+            assert app.query_one("#param-temperature").has_class("invalid")
+            set_param(app, "top_p", "abc")
+            await pilot.pause(0.1)
+            assert "top_p: must be a number" in str(app.query_one("#error-top_p").render())
+            app.query_one("#chat-input").focus()
+            await pilot.press("h", "i")
+            await pilot.press("enter")
+            await pilot.pause(0.2)
+            assert [t.role for t in app.chat_session.turns] == ["user"]  # nothing was generated
+            set_param(app, "temperature", "0.7")
+            set_param(app, "top_p", "0.9")
+            await pilot.pause(0.1)
+            assert panel.valid and "temperature *" in str(app.query_one("#label-temperature").render())
+    asyncio.run(scenario())
+
+
+def test_two_candidates_side_by_side_with_scores(make_app):
+    async def scenario():
+        app = make_app()
+        async with app.run_test(size=(120, 36)) as pilot:
+            await ready(pilot, app)
+            for name, value in (("n", "2"), ("temperature", "1.0"), ("seed", "3"), ("maximum_tokens", "30")):
+                set_param(app, name, value)
+            await send(pilot, app, "Name a fruit.")
+            view = app.query_one(CandidatesView)
+            assert len(view.texts) == 2 and all(view.texts)
+            assert all(score is not None for score in view.scores)
+            assert view.chosen == 0 and view.query_one("#candidate-0").has_class("chosen")
+            reply = app.chat_session.turns[-1]
+            assert reply.content == view.texts[0]
+            await pilot.press("ctrl+down")  # make the other candidate the reply
+            await pilot.pause(0.1)
+            assert app.chat_session.turns[-1].content == view.texts[1]
+    asyncio.run(scenario())
+
+
+def test_log_prob_view_and_branch_here(make_app):
+    async def scenario():
+        app = make_app()
+        async with app.run_test(size=(120, 36)) as pilot:
+            await ready(pilot, app)
+            set_param(app, "log_probs", "3")
+            set_param(app, "maximum_tokens", "25")
+            await send(pilot, app, "Say something about the sea.")
+            reply = app.chat_session.turns[-1]
+            assert reply.log_probs() and len(reply.log_probs()) == len(reply.tokens())
+            await pilot.press("ctrl+l")
+            await wait_until(pilot, lambda: isinstance(app.screen, TokenInspector), what="the token view")
+            await pilot.press("right", "right")
+            alternatives = app.screen.query_one("#alternatives", OptionList)
+            assert 3 <= alternatives.option_count <= 4
+            await pilot.press("b", "down", "enter")  # the second alternative of token 3
+            await wait_until(pilot, lambda: not isinstance(app.screen, TokenInspector), what="the branch")
+            await wait_until(pilot, lambda: app.chat_session.turns[-1] is not reply and not app.view.generating
+                             and app.chat_session.turns[-1].response is not None, what="the branched reply")
+            branched = app.chat_session.turns[-1]
+            kept = "".join(reply.tokens()[:2])
+            assert branched.content.startswith(kept)
+            assert branched.content != reply.content
+    asyncio.run(scenario())
+
+
+def test_conversation_persists_across_restarts_and_exports_round_trip(make_app):
+    async def first_run():
+        app = make_app()
+        async with app.run_test(size=(100, 30)) as pilot:
+            await ready(pilot, app)
+            set_param(app, "maximum_tokens", "20")
+            await send(pilot, app, "Remember the word banana.")
+            await pilot.press("ctrl+s")
+            await pilot.pause(0.1)
+            return app.last_export, [(t.role, t.content) for t in app.chat_session.turns]
+
+    export, turns = asyncio.run(first_run())
+
+    async def second_run():
+        app = make_app()
+        async with app.run_test(size=(100, 30)) as pilot:
+            await ready(pilot, app)
+            assert [(t.role, t.content) for t in app.chat_session.turns] == turns  # reopened
+            await pilot.press("ctrl+o")
+            await wait_until(pilot, lambda: isinstance(app.screen, SessionPicker), what="the session list")
+            listed = app.screen.query_one("#session-list", OptionList)
+            assert listed.option_count >= 1 and "banana" in str(listed.get_option_at_index(0).prompt)
+            await pilot.press("escape")
+            data = json.loads(export.with_suffix(".json").read_text())
+            assert data["turns"][1]["request"]["prompt"][0]["data"].endswith("<|im_start|>assistant\n")
+            assert data["turns"][1]["response"]["completions"][0]["completion"] == turns[1][1]
+            assert "## Assistant" in export.with_suffix(".md").read_text()
+            imported = app.import_session(export.with_suffix(".json"))
+            await pilot.pause(0.1)
+            assert imported.id is not None and app.chat_session is imported
+            assert [(t.role, t.content) for t in app.chat_session.turns] == turns
+            assert app.chat_session.turns[1].response == data["turns"][1]["response"]
+    asyncio.run(second_run())
+
+
+def test_playground_generate_accept_reject(make_app):
+    async def scenario():
+        app = make_app()
+        async with app.run_test(size=(100, 30)) as pilot:
+            await ready(pilot, app)
+            await pilot.press("f3")
+            await wait_until(pilot, lambda: app.mode == "playground", what="the playground")
+            set_param(app, "maximum_tokens", "12")
+            app.query_one("#playground-buffer").load_text("The capital of France is")
+            await pilot.press("f5")
+            await wait_until(pilot, lambda: app.view.pending is not None and not app.view.generating,
+                             what="a completion")
+            completion = app.view.pending.content
+            await pilot.press("f6")
+            await pilot.pause(0.05)
+            assert app.view.buffer == "The capital of France is" + completion
+            await pilot.press("f5")
+            await wait_until(pilot, lambda: app.view.pending is not None and not app.view.generating,
+                             what="another completion")
+            await pilot.press("f7")
+            await pilot.pause(0.05)
+            assert app.view.pending is None and app.view.buffer == "The capital of France is" + completion
+    asyncio.run(scenario())
+
+
+def test_keys_can_be_remapped_and_presets_saved(make_app):
+    async def scenario():
+        app = make_app(Config(keymap={"toggle_params": "f9"}))
+        async with app.run_test(size=(120, 36)) as pilot:
+            await ready(pilot, app)
+            panel = app.query_one("#params")
+            shown = panel.display
+            await pilot.press("f9")
+            await pilot.pause(0.05)
+            assert panel.display != shown
+            await pilot.press("ctrl+t")  # the old key no longer toggles
+            await pilot.pause(0.05)
+            assert panel.display != shown
+            set_param(app, "temperature", "0.9")
+            await pilot.pause(0.05)
+            app.save_preset("warm", app.query_one(ParamsPanel).changed())
+            assert app.store.presets()["warm"]["temperature"] == 0.9
+            set_param(app, "temperature", "0.0")
+            await pilot.pause(0.05)
+            app.query_one(ParamsPanel).set_values(app.store.presets()["warm"])
+            await pilot.pause(0.05)
+            assert app.query_one(ParamsPanel).values()["temperature"] == 0.9
+    asyncio.run(scenario())
+
+
+def test_model_picker_and_command_palette(make_app):
+    async def scenario():
+        app = make_app()
+        async with app.run_test(size=(100, 30)) as pilot:
+            await ready(pilot, app)
+            await pilot.press("f2")
+            await wait_until(pilot, lambda: isinstance(app.screen, ModelPicker), what="the model picker")
+            options = app.screen.query_one("#model-list", OptionList)
+            names = [options.get_option_at_index(i).id for i in range(options.option_count)]
+            assert names == ["gemma-3-270m", "smollm2-135m"]
+            assert "current" in str(options.get_option_at_index(1).prompt)
+            await pilot.press("escape")
+            titles = [command.title for command in app.get_system_commands(app.screen)]
+            for title in ("Regenerate", "Inspect tokens", "Export session", "Import session", "Models"):
+                assert title in titles
+    asyncio.run(scenario())
+
+
+def test_system_prompt_is_sent_with_the_chat_template(make_app):
+    async def scenario():
+        app = make_app()
+        async with app.run_test(size=(100, 30)) as pilot:
+            await ready(pilot, app)
+            app.query_one("#system-prompt", Input).value = "Answer in one word."
+            set_param(app, "maximum_tokens", "10")
+            await pilot.pause(0.05)
+            await send(pilot, app, "Colour of the sky?")
+            prompt = app.chat_session.turns[-1].request["prompt"][0]["data"]
+            assert prompt.startswith("<|im_start|>system\nAnswer in one word.<|im_end|>\n<|im_start|>user\n")
+            assert app.store.latest("chat").system_prompt == "Answer in one word."
+    asyncio.run(scenario())
