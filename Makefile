@@ -29,6 +29,9 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python -m bench.sampling
+	$(BIN)/python -m bench.candidates
+	$(BIN)/python -m bench.streaming
+	$(BIN)/python -m bench.chat
 
 clean:
 	rm -rf $(VENV) build *.egg-info edgecomplete/_native*.so

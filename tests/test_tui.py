@@ -7,7 +7,6 @@ import pytest
 from textual.widgets import Input, OptionList
 
 from tui import EdgeCompleteApp
-from tui.chat import ChatView
 from tui.config import Config
 from tui.params import ParamsPanel
 from tui.screens import ModelPicker, SessionPicker, TokenInspector

@@ -7,7 +7,7 @@ import collections.abc
 import json
 import typing
 from dataclasses import MISSING, dataclass, fields
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, Optional
 
 from textual import on
 from textual.app import ComposeResult
