@@ -16,10 +16,7 @@ import time
 
 from edgecomplete import Client, CompletionRequest, Prompt
 
-from .common import arguments, interleaved_rates, model_path, print_table, reference_llama, save
-
-PROMPT = "The history of the old harbour town begins in the twelfth century, when"
-SAMPLING = dict(temperature=0.8, top_k=40, top_p=0.9)
+from .common import PROMPT, SAMPLING, arguments, interleaved_rates, model_path, print_table, reference_llama, save
 
 
 def main() -> None:

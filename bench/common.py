@@ -22,6 +22,10 @@ from edgecomplete.engine.llama import default_threads
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
+# The prompt and sampling settings the speed benchmarks share.
+PROMPT = "The history of the old harbour town begins in the twelfth century, when"
+SAMPLING = dict(temperature=0.8, top_k=40, top_p=0.9)
+
 
 def arguments(description: str) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)

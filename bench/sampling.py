@@ -15,14 +15,13 @@ import time
 
 from edgecomplete import Client, CompletionRequest, Prompt
 
-from .common import arguments, interleaved_rates, model_path, print_table, reference_llama, save
+from .common import PROMPT, SAMPLING, arguments, interleaved_rates, model_path, print_table, reference_llama, save
 
-PROMPT = "The history of the old harbour town begins in the twelfth century, when"
 
 CASES = {
     "a greedy": dict(temperature=0.0),
-    "b T0.8 k40 p0.9": dict(temperature=0.8, top_k=40, top_p=0.9),
-    "c b + penalties 0.5": dict(temperature=0.8, top_k=40, top_p=0.9, presence_penalty=0.5, frequency_penalty=0.5),
+    "b T0.8 k40 p0.9": dict(SAMPLING),
+    "c b + penalties 0.5": dict(SAMPLING, presence_penalty=0.5, frequency_penalty=0.5),
 }
 
 

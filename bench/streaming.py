@@ -18,12 +18,10 @@ import time
 from edgecomplete import AsyncClient, Client, CompletionRequest, Prompt, StreamChunk
 from edgecomplete.engine import on_llama_thread
 
-from .common import arguments, model_path, print_table, reference_llama, save
+from .common import PROMPT, SAMPLING, arguments, model_path, print_table, reference_llama, save
 
-PROMPT = "The history of the old harbour town begins in the twelfth century, when"
 PROMPTS = [PROMPT, "A practical guide to keeping bees starts with", "The spaceship's engine room was",
            "Grandmother's recipe for apple cake calls for"]
-SAMPLING = dict(temperature=0.8, top_k=40, top_p=0.9)
 
 
 def main() -> None:

@@ -55,9 +55,6 @@ class Vocabulary:
         pointer = _check_pointer(lib.ec_vocab_piece(self._handle, token, int(raw), length))
         return ffi.buffer(pointer, length[0])[:]
 
-    def flags(self, token: int) -> int:
-        return _check(lib.ec_vocab_flags(self._handle, token))
-
     def finalize(self) -> None:
         """Index the pieces (needed by completion-bias constraints); call after the last set_token."""
         _check(lib.ec_vocab_finalize(self._handle))

@@ -107,10 +107,6 @@ class Store:
         rows = self.sessions(kind)
         return self.load(rows[0][0]) if rows else None
 
-    def delete(self, session_id: int) -> None:
-        with self._db:
-            self._db.execute("DELETE FROM sessions WHERE id=?", (session_id,))
-
     # ---- presets -----------------------------------------------------------------------------
 
     def save_preset(self, name: str, params: Dict[str, Any]) -> None:

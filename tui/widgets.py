@@ -10,7 +10,6 @@ from typing import List, Mapping, Optional, Sequence
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import Horizontal, VerticalScroll
-from textual.widget import Widget
 from textual.widgets import Static
 
 from .session import Turn, mean_log_prob
@@ -153,6 +152,3 @@ class CandidatesView(Horizontal):
             self.query_one(f"#candidate-text-{i}", Static).update(text)
             self.query_one(f"#candidate-{i}").set_class(i == self.chosen, "chosen")
 
-
-def placeholder(text: str) -> Widget:
-    return Static(text, classes="placeholder")
