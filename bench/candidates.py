@@ -31,7 +31,7 @@ def main() -> None:
                         reference_llama(path, options.threads, flash_attention=flash, logits_all=True))
             for attention, flash in (("default", False), ("flash-attn", True))
         }
-        client = Client(threads=options.threads)
+        client = Client(threads=options.threads, prefix_cache=False)  # the reference resets its cache too
         client.engine(name)
 
         def ours(**fields):

@@ -52,7 +52,7 @@ def main() -> None:
             "reference (default attention)": reference_llama(path, options.threads, flash_attention=False),
             "reference (flash attention)": reference_llama(path, options.threads, flash_attention=True),
         }
-        client = Client(threads=options.threads)
+        client = Client(threads=options.threads, prefix_cache=False)  # the reference resets its cache too
         clock = SamplerClock(client.engine(name))
         for case, params in CASES.items():
             def ours():

@@ -31,7 +31,8 @@ def main() -> None:
     rows, report = [], []
     for name in options.models:
         reference = reference_llama(model_path(name), options.threads, flash_attention=True)
-        client = Client(threads=options.threads, flash_attention=True)
+        # No prefix reuse: the reference evaluates every prompt too (bench.chat measures reuse).
+        client = Client(threads=options.threads, flash_attention=True, prefix_cache=False)
         client.engine(name)
 
         def ours_streamed(seed):
@@ -79,7 +80,7 @@ def main() -> None:
             return tokens / (time.perf_counter() - start)
 
         async def together():
-            async with AsyncClient(threads=options.threads, flash_attention=True) as async_client:
+            async with AsyncClient(threads=options.threads, flash_attention=True, prefix_cache=False) as async_client:
                 await async_client.complete(requests[0], name)  # load
                 start = time.perf_counter()
                 responses = await asyncio.gather(*(async_client.complete(r, name) for r in requests))

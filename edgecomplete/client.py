@@ -53,6 +53,8 @@ class Client:
         together (a single request may ask for at most this many: max(n, best_of)).
     flash_attention: use llama.cpp's flash attention (None: llama.cpp decides, which turns it on
         for the CPU backend; it is faster and rounds slightly differently).
+    prefix_cache: keep the KV cells of finished requests for later prompts that start alike (the
+        next turn of a chat evaluates only the new tokens); False evaluates every prompt in full.
     """
 
     def __init__(
@@ -71,8 +73,10 @@ class Client:
         threads: Optional[int] = None,
         max_sequences: int = 16,
         flash_attention: Optional[bool] = None,
+        prefix_cache: bool = True,
     ) -> None:
         self._flash_attention = flash_attention
+        self._prefix_cache = prefix_cache
         self._context_length = context_length
         self._threads = threads
         self._max_sequences = max_sequences
@@ -93,7 +97,7 @@ class Client:
                     flash_attention=self._flash_attention,
                 ))
                 version = model if not models.is_gguf_path(model) else Path(path).stem
-                self._engines[model] = Engine(llama, model_version=version)
+                self._engines[model] = Engine(llama, model_version=version, prefix_cache=self._prefix_cache)
             return self._engines[model]
 
     def model_info(self, model: str) -> Mapping[str, Any]:

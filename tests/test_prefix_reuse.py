@@ -64,3 +64,12 @@ def test_cancelled_requests_leave_nothing_behind(smollm2_path):
         with Client() as cold:
             assert (client.complete(fresh, model=MODEL).completions[0].completion
                     == cold.complete(fresh, model=MODEL).completions[0].completion)
+
+
+def test_prefix_cache_can_be_turned_off(smollm2_path):
+    with Client(prefix_cache=False) as client:
+        request = CompletionRequest(prompt=Prompt.from_text("The same prompt twice"), maximum_tokens=5)
+        client.complete(request, model=MODEL)
+        client.complete(request, model=MODEL)
+        stats = client.engine(MODEL).stats()
+        assert stats["prompt_tokens_reused"] == 0 and stats["cached_prefix_tokens"] == 0

@@ -264,7 +264,7 @@ def on_llama_thread(function: Callable[[], T]) -> T:
 class Engine:
     """One loaded model and its requests; the llama thread runs its decode loop."""
 
-    def __init__(self, model: LlamaModel, model_version: str):
+    def __init__(self, model: LlamaModel, model_version: str, prefix_cache: bool = True):
         self.model = model
         self.model_version = model_version
         self.sampler = Sampler(model.vocabulary, model.max_sequences)
@@ -275,7 +275,7 @@ class Engine:
         self._reserved_cells = 0  # by running requests
         self._retired_cells = 0  # upper bound of the retired cells (freed by compaction)
         self._prefixes = [_CachedPrefix(seq_id) for seq_id in model.prefix_sequences]
-        self._reuse_prefixes = not model.has_sliding_window
+        self._reuse_prefixes = prefix_cache and not model.has_sliding_window
         self._clock = 0
         self.prompt_tokens_evaluated = 0
         self.prompt_tokens_reused = 0
