@@ -21,3 +21,14 @@ def client(smollm2_path):
 @pytest.fixture(scope="session")
 def engine(client):
     return client.engine(MODEL)
+
+
+@pytest.fixture
+def local_index(tmp_path, monkeypatch):
+    """An empty edgecomplete home and a pip that only sees the test's wheels."""
+    wheels = tmp_path / "wheels"
+    wheels.mkdir()
+    monkeypatch.setenv("EDGECOMPLETE_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("PIP_NO_INDEX", "1")
+    monkeypatch.setenv("PIP_FIND_LINKS", str(wheels))
+    return wheels

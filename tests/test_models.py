@@ -44,17 +44,6 @@ def build_wheel(folder: Path, package: str, member: str, data: bytes) -> None:
         wheel.writestr(f"{dist_info}/RECORD", "")
 
 
-@pytest.fixture
-def local_index(tmp_path, monkeypatch):
-    """An empty edgecomplete home and a pip that only sees the test's wheels."""
-    wheels = tmp_path / "wheels"
-    wheels.mkdir()
-    monkeypatch.setenv("EDGECOMPLETE_HOME", str(tmp_path / "home"))
-    monkeypatch.setenv("PIP_NO_INDEX", "1")
-    monkeypatch.setenv("PIP_FIND_LINKS", str(wheels))
-    return wheels
-
-
 def register(monkeypatch, manifest: models.Manifest) -> None:
     registered = {**models.manifests(), manifest.name: manifest}
     monkeypatch.setattr(models, "manifests", lambda: registered)

@@ -13,7 +13,6 @@ from tui.screens import ModelPicker, SessionPicker, TokenInspector
 from tui.widgets import CandidatesView, MessageView
 
 from .conftest import MODEL
-from .test_models import local_index  # noqa: F401 - a fixture: pip sees only the test's wheels
 
 
 async def wait_until(pilot, condition, timeout=60.0, what="condition"):
