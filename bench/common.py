@@ -57,13 +57,6 @@ class Reference:
             return self.llama.create_completion(prompt, **options)
         return on_llama_thread(run)
 
-    def stream(self, prompt: str, **options):
-        """create_completion(stream=True), each chunk produced on the llama thread."""
-        chunks = on_llama_thread(lambda: (self.llama.reset(), self.llama.create_completion(prompt, stream=True, **options))[1])
-        sentinel = object()
-        while (chunk := on_llama_thread(lambda: next(chunks, sentinel))) is not sentinel:
-            yield chunk
-
 
 def reference_llama(path: Path, threads: int, flash_attention: bool, n_ctx: int = 2048, **options) -> Reference:
     return Reference(path, threads, flash_attention, n_ctx, **options)

@@ -73,3 +73,18 @@ def test_prefix_cache_can_be_turned_off(smollm2_path):
         client.complete(request, model=MODEL)
         stats = client.engine(MODEL).stats()
         assert stats["prompt_tokens_reused"] == 0 and stats["cached_prefix_tokens"] == 0
+
+
+def test_a_request_that_needs_room_keeps_the_prefix_it_reuses(smollm2_path):
+    # Two conversations fill both prefix slots; continuing the first without maximum_tokens needs
+    # most of a small context: the other slot goes, the reused one stays.
+    with Client(context_length=512) as client:
+        engine = client.engine(MODEL)
+        first = turn(SYSTEM, "What is 2+2?")
+        ask(client, first)
+        ask(client, turn(SYSTEM.replace("helpful", "friendly"), "Name a colour."))
+        before = engine.stats()["prompt_tokens_reused"]
+        follow_up = CompletionRequest(prompt=Prompt.from_text(first + "4<|im_end|>\n"), maximum_tokens=None,
+                                      disable_optimizations=True)
+        client.complete(follow_up, model=MODEL)
+        assert engine.stats()["prompt_tokens_reused"] - before >= len(engine.model.tokenize(first)) - 1

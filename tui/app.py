@@ -29,8 +29,8 @@ from .session import Session
 from .store import Store
 from .widgets import StatsBar
 
-# The UI's starting values where the API's default does not suit a conversation: an unlimited
-# maximum_tokens would reserve the whole context for every reply.
+# The UI's starting values where the API's default does not suit a conversation: replies of
+# bounded length (an unlimited maximum_tokens also reserves the whole context for every reply).
 UI_DEFAULTS: Dict[str, Any] = {"maximum_tokens": 512}
 
 
@@ -191,24 +191,28 @@ class EdgeCompleteApp(App):
         else:
             self.view.generate()
 
+    def _in_mode(self, action: str) -> bool:
+        """The palette calls actions directly: the same mode rule as for keys (check_action)."""
+        return self.check_action(action, ())
+
     def action_edit(self) -> None:
-        if self.mode == "chat":
+        if self._in_mode("edit"):
             self.view.edit_last_user_message()
 
     def action_generate(self) -> None:
-        if self.mode == "playground":
+        if self._in_mode("generate"):
             self.view.generate()
 
     def action_accept(self) -> None:
-        if self.mode == "playground":
+        if self._in_mode("accept"):
             self.view.accept()
 
     def action_reject(self) -> None:
-        if self.mode == "playground":
+        if self._in_mode("reject"):
             self.view.reject()
 
     def action_choose(self, step: int) -> None:
-        if self.mode == "chat":
+        if self._in_mode("choose"):
             self.view.choose(step)
 
     def action_toggle_params(self) -> None:

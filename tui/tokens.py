@@ -66,12 +66,6 @@ class TokenView(Widget, can_focus=True):
         self.tokens = list(tokens)
         self.log_probs = list(log_probs or [])
 
-    def set_tokens(self, tokens: Sequence[str], log_probs: Optional[Sequence[Mapping[str, float]]]) -> None:
-        self.tokens = list(tokens)
-        self.log_probs = list(log_probs or [])
-        self.cursor = min(self.cursor, max(len(self.tokens) - 1, 0))
-        self.refresh(layout=True)
-
     def render(self) -> Text:
         if not self.tokens:
             return Text("(no tokens)", style="dim")

@@ -213,6 +213,11 @@ class LlamaModel:
         """Free the KV cells of `sequence` (cells shared with another sequence stay)."""
         llama_cpp.llama_memory_seq_rm(self._memory, sequence, -1, -1)
 
+    def truncate_sequence(self, sequence: int, end: int) -> None:
+        """Free the cells of `sequence` at positions from `end` on (before a compaction only: it
+        leaves gaps)."""
+        llama_cpp.llama_memory_seq_rm(self._memory, sequence, end, -1)
+
     @property
     def prefix_sequences(self) -> range:
         """The sequence ids that keep finished sequences' cells for prefix reuse."""

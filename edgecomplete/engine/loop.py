@@ -395,15 +395,23 @@ class Engine:
             prefix.tokens = ()
 
     def _make_room(self, request: _Request) -> None:
-        """The oldest waiting request does not fit. Once nothing runs, compact the cache (drop the
-        retired cells, keep the prefix slots); if that is not enough, give the slots up too."""
+        """The oldest waiting request does not fit. Once nothing runs: drop the retired cells and,
+        while that is not enough, the prefix slots, least recently used first and the one the
+        request reuses last; then compact once."""
         if self._active:
             return
+        self._retired_cells = 0  # the compaction below frees them
+        reused, length = self._best_prefix(request.plan)
+        for prefix in sorted(self._prefixes, key=lambda p: (p is reused, p.last_used)):
+            if self._cells_needed(request) <= self._free_cells():
+                break
+            if prefix is reused and len(prefix.tokens) > length:  # keep just what is reused
+                self.model.truncate_sequence(prefix.seq_id, length)
+                prefix.tokens = prefix.tokens[:length]
+                if self._cells_needed(request) <= self._free_cells():
+                    break
+            prefix.tokens = ()
         self._compact()
-        if self._cells_needed(request) > self._free_cells():
-            for prefix in self._prefixes:
-                prefix.tokens = ()
-            self._compact()
 
     def _compact(self) -> None:
         self.model.compact([p.seq_id for p in self._prefixes if p.tokens])
