@@ -1,6 +1,7 @@
 # The two set-up commands of the README:
 #   make run    creates .venv, installs edgecomplete, pulls the default model if missing, completes a prompt
-#   make test   creates .venv, installs edgecomplete with its test tools, pulls both models, runs every test
+#   make test   creates .venv, installs edgecomplete with its test tools (and tmux, for the real-terminal
+#               tests), pulls both models, runs every test
 # CMAKE_ARGS (for example -DGGML_CUDA=on) is passed through to the llama-cpp-python build.
 
 PYTHON ?= python3
@@ -23,6 +24,7 @@ run: $(STAMP)
 	$(BIN)/edgecomplete complete "$(PROMPT)" --max-tokens $(MAX_TOKENS)
 
 test: $(STAMP)
+	command -v tmux >/dev/null || (apt-get update -qq && apt-get install -y -qq tmux)  # the real-terminal tests
 	$(BIN)/edgecomplete models pull smollm2-135m
 	$(BIN)/edgecomplete models pull gemma-3-270m
 	$(BIN)/python -m pytest -m "slow or not slow"
@@ -32,6 +34,7 @@ bench: $(STAMP)
 	$(BIN)/python -m bench.candidates
 	$(BIN)/python -m bench.streaming
 	$(BIN)/python -m bench.chat
+	$(BIN)/python -m bench.tui
 
 clean:
 	rm -rf $(VENV) build *.egg-info edgecomplete/_native*.so

@@ -1,5 +1,8 @@
 """Shared fixtures: the real default model, pulled on first use, and one client for the session."""
 
+import ctypes
+
+import numpy as np
 import pytest
 
 from edgecomplete import Client, models
@@ -21,6 +24,32 @@ def client(smollm2_path):
 @pytest.fixture(scope="session")
 def engine(client):
     return client.engine(MODEL)
+
+
+@pytest.fixture
+def sampled_rows(engine, monkeypatch):
+    """The raw logits rows the engine hands its C sampler from now on: one array per sampling
+    call, copied before sampling changes them in place. A test that knows what the sampler saw
+    can derive what it must pick on this machine, whatever this CPU's logits are."""
+    sampler, n_vocab = engine.sampler, engine.model.vocab_size
+    step, step_shared = sampler.step, sampler.step_shared
+    rows = []
+
+    def copy(address, n_rows):
+        return np.ctypeslib.as_array((ctypes.c_float * (n_rows * n_vocab)).from_address(address)) \
+            .reshape(n_rows, n_vocab).copy()
+
+    def recording_step(sequences, logits_address, n_rows):
+        rows.append(copy(logits_address, n_rows))
+        return step(sequences, logits_address, n_rows)
+
+    def recording_step_shared(sequences, row_address):
+        rows.append(copy(row_address, 1))
+        return step_shared(sequences, row_address)
+
+    monkeypatch.setattr(sampler, "step", recording_step)
+    monkeypatch.setattr(sampler, "step_shared", recording_step_shared)
+    return rows
 
 
 @pytest.fixture

@@ -21,7 +21,7 @@ def test_chat_template_renders_the_models_format(client):
     text = client.apply_chat_template(MODEL, [{"role": "system", "content": "Be brief."},
                                              {"role": "user", "content": "Hi"}])
     assert text == "<|im_start|>system\nBe brief.<|im_end|>\n<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n"
-    reply = client.complete(CompletionRequest(prompt=Prompt.from_text(text), maximum_tokens=40,
+    reply = client.complete(CompletionRequest(prompt=Prompt.from_text(text), maximum_tokens=40, minimum_tokens=1,
                                               disable_optimizations=True), model=MODEL).completions[0]
     assert reply.finish_reason in ("end_of_text", "maximum_tokens") and reply.completion
 

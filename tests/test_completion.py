@@ -1,15 +1,17 @@
 """Completions on the real default model through the real llama.cpp."""
 
-import re
-
+import numpy as np
 import pytest
 from llama_cpp import Llama
 
+import edgecomplete
 from edgecomplete import Client, CompletionRequest, Prompt, Text
 from edgecomplete.engine import TokenSampled, on_llama_thread
 from edgecomplete.plan import plan_completion
 
+from . import reference
 from .conftest import MODEL
+from .forced import FORCE, second_token
 
 STORY = "Once upon a time, in a small village by the sea, there lived"
 SYSTEM = "<|im_start|>system\nYou are a helpful AI assistant named SmolLM, trained by Hugging Face<|im_end|>\n"
@@ -25,10 +27,11 @@ def complete(client, text=STORY, **fields):
 
 
 def test_greedy_is_deterministic(client):
-    first = complete(client, maximum_tokens=40)
-    second = complete(client, maximum_tokens=40)
+    first = complete(client, maximum_tokens=40, minimum_tokens=40)
+    second = complete(client, maximum_tokens=40, minimum_tokens=40)
     assert first.completions[0].completion == second.completions[0].completion
-    assert first.completions[0].completion.strip()
+    assert first.num_tokens_generated == second.num_tokens_generated == 40
+    assert first.completions[0].completion
 
 
 @pytest.mark.parametrize("flash_attention", [True, False])
@@ -49,24 +52,32 @@ def test_same_seed_same_text_different_seed_different_text(client):
 
 
 def test_maximum_tokens_is_honoured(client):
-    response = complete(client, maximum_tokens=7, temperature=1.0, top_k=40, seed=4)
+    response = complete(client, maximum_tokens=7, minimum_tokens=7, temperature=1.0, top_k=40, seed=4)
     assert response.num_tokens_generated == 7
     assert response.completions[0].finish_reason == "maximum_tokens"
 
 
-def test_maximum_tokens_none_generates_to_end_of_text(client):
-    response = complete(client, "Write one short sentence about cats.", maximum_tokens=None, minimum_tokens=0)
-    result = response.completions[0]
-    assert result.finish_reason in ("end_of_text", "maximum_tokens")
-    assert response.num_tokens_generated > 0
+def test_maximum_tokens_none_generates_to_end_of_text_or_to_the_end_of_the_context(smollm2_path):
+    # <|im_end|> is raised by FORCE, so the reply ends at the first step minimum_tokens allows.
+    prompt = "Write one short sentence about cats."
+    with Client(context_length=256) as small:
+        model = small.engine(MODEL).model
+        (end,) = model.tokenize("<|im_end|>")
+        ended = complete(small, prompt, maximum_tokens=None, minimum_tokens=3, logit_bias={end: FORCE})
+        assert (ended.completions[0].finish_reason, ended.num_tokens_generated) == ("end_of_text", 4)
+        room = model.context_length - len(model.tokenize(prompt))
+        full = complete(small, prompt, maximum_tokens=None, minimum_tokens=room, logit_bias={end: FORCE})
+        assert (full.completions[0].finish_reason, full.num_tokens_generated) == ("maximum_tokens", room)
 
 
-def test_end_of_text_finish_reason_and_special_tokens(client):
-    result = complete(client, chat("What is 2+2?"), maximum_tokens=60, raw_completion=True,
-                      disable_optimizations=True).completions[0]
+def test_end_of_text_finish_reason_and_special_tokens(client, engine):
+    # A forced reply: "4" (end of text is masked for one token), then <|im_end|>.
+    (four,), (end,) = engine.model.tokenize("4"), engine.model.tokenize("<|im_end|>")
+    result = complete(client, chat("What is 2+2?"), maximum_tokens=60, minimum_tokens=1, raw_completion=True,
+                      disable_optimizations=True, logit_bias={four: FORCE / 2, end: FORCE}).completions[0]
     assert result.finish_reason == "end_of_text"
-    assert "<|im_end|>" not in result.completion
-    assert result.raw_completion == result.completion + "<|im_end|>"
+    assert result.completion == "4"
+    assert result.raw_completion == "4<|im_end|>"
 
 
 def greedy_pieces(engine, text, maximum_tokens):
@@ -78,8 +89,10 @@ def greedy_pieces(engine, text, maximum_tokens):
 def test_stop_sequence_spanning_tokens(client, engine):
     pieces = greedy_pieces(engine, STORY, 40)
     text = "".join(pieces)
-    # A stop made of the end of one token and the start of the next, that does not occur earlier.
-    for k in range(3, len(pieces) - 1):
+    # A stop made of the end of one token and the start of the next, that does not occur earlier,
+    # before any character split across tokens (whose pieces alone do not spell the text).
+    whole = next((k for k, piece in enumerate(pieces) if "\ufffd" in piece), len(pieces))
+    for k in range(3, whole - 1):
         left, right = pieces[k].rstrip(), pieces[k + 1]
         if len(left) >= 2 and len(right.strip()) >= 2:
             stop = left[-2:] + right[: len(right) - len(right.lstrip()) + 2]
@@ -96,32 +109,38 @@ def test_stop_sequence_spanning_tokens(client, engine):
     assert completion.raw_completion.startswith(text[:start] + stop)
 
 
-def repetition(text):
-    words = re.findall(r"\w+", text.lower())
-    return len(words) - len(set(words)), len(words)
-
-
-def test_presence_and_frequency_penalties_reduce_repetition(client):
+@pytest.mark.parametrize("include_prompt", [True, False], ids=["prompt_and_completion", "completion_only"])
+@pytest.mark.parametrize("multiplicative", [False, True], ids=["additive", "multiplicative"])
+def test_presence_and_frequency_penalties_lower_a_repeated_token_by_exactly_the_penalty(
+    engine, sampled_rows, multiplicative, include_prompt
+):
+    # " banana" (five times in the prompt) is forced as the first token. At the second step it
+    # meets " cherry" (never seen), biased to land just above, then just below, where the
+    # penalties should have put " banana": the one picked says whether they did, on any CPU.
     prompt = "apple banana apple banana apple banana apple banana apple banana apple"
-    plain = complete(client, prompt, maximum_tokens=40).completions[0].completion
-    penalised = complete(client, prompt, maximum_tokens=40, presence_penalty=1.0, frequency_penalty=1.0,
-                         repetition_penalties_include_prompt=True).completions[0].completion
-    repeated_plain, _ = repetition(plain)
-    repeated_penalised, _ = repetition(penalised)
-    assert repeated_penalised < repeated_plain, (plain, penalised)
-
-
-def test_multiplicative_penalties_reduce_repetition(client):
-    prompt = "red blue red blue red blue red blue red blue red"
-    plain = complete(client, prompt, maximum_tokens=40).completions[0].completion
-    penalised = complete(client, prompt, maximum_tokens=40, presence_penalty=1.5, frequency_penalty=1.0,
-                         use_multiplicative_presence_penalty=True, use_multiplicative_frequency_penalty=True,
-                         repetition_penalties_include_prompt=True).completions[0].completion
-    assert repetition(penalised)[0] < repetition(plain)[0], (plain, penalised)
+    (banana,), (cherry,) = engine.model.tokenize(" banana"), engine.model.tokenize(" cherry")
+    presence, frequency = (1.5, 1.0) if multiplicative else (1.0, 1.0)
+    count = 1 + (engine.model.tokenize(prompt).count(banana) if include_prompt else 0)
+    # A division shrinks the bias too: scale it so the penalised banana still towers over the rest.
+    force = FORCE * ((1 + presence) * (1 + frequency) ** count if multiplicative else 1)
+    _, row = second_token(engine, sampled_rows, prompt, banana, {banana: force})  # the raw row, unpenalised
+    biased = row.copy()
+    biased[banana] += np.float32(force)
+    penalised = reference.penalties(biased, {banana: count}, presence, frequency, multiplicative,
+                                    multiplicative)[banana]
+    assert biased[banana] - penalised > 1.0  # a move the probe below cannot miss
+    penalties = dict(presence_penalty=presence, frequency_penalty=frequency,
+                     use_multiplicative_presence_penalty=multiplicative,
+                     use_multiplicative_frequency_penalty=multiplicative,
+                     repetition_penalties_include_prompt=include_prompt)
+    for margin, winner in ((0.25, cherry), (-0.25, banana)):
+        rival = float(penalised) + margin - float(row[cherry])
+        chosen, _ = second_token(engine, sampled_rows, prompt, banana, {banana: force, cherry: rival}, **penalties)
+        assert chosen == winner, f"cherry placed {margin:+} from the penalised banana, {chosen} won"
 
 
 def test_n_candidates_share_the_prompt_and_count_tokens(client):
-    response = complete(client, maximum_tokens=12, temperature=1.0, seed=9, n=3)
+    response = complete(client, maximum_tokens=12, minimum_tokens=12, temperature=1.0, seed=9, n=3)
     assert len(response.completions) == 3
     prompt_tokens = complete(client, maximum_tokens=0).num_tokens_prompt_total
     assert response.num_tokens_prompt_total == 3 * prompt_tokens
@@ -162,13 +181,14 @@ def test_logit_bias_forces_a_token(client, engine):
     assert response.completions[0].completion == " banana" * 3
 
 
-def test_minimum_tokens_delays_end_of_text(client):
-    prompt = chat("What is 2+2?")
-    short = complete(client, prompt, maximum_tokens=60, disable_optimizations=True)
-    assert short.completions[0].finish_reason == "end_of_text"
-    longer = complete(client, prompt, maximum_tokens=60, minimum_tokens=short.num_tokens_generated + 5,
-                      disable_optimizations=True)
-    assert longer.num_tokens_generated >= short.num_tokens_generated + 5
+def test_minimum_tokens_delays_end_of_text(client, engine):
+    # <|im_end|> raised by FORCE: the reply ends at the first step where end of text is allowed.
+    (end,) = engine.model.tokenize("<|im_end|>")
+    fields = dict(maximum_tokens=60, disable_optimizations=True, logit_bias={end: FORCE})
+    at_once = complete(client, chat("What is 2+2?"), **fields)
+    assert (at_once.completions[0].finish_reason, at_once.num_tokens_generated) == ("end_of_text", 1)
+    later = complete(client, chat("What is 2+2?"), minimum_tokens=5, **fields)
+    assert (later.completions[0].finish_reason, later.num_tokens_generated) == ("end_of_text", 6)
 
 
 def test_penalty_exceptions_keep_stop_tokens_unpenalised(engine):
@@ -187,7 +207,17 @@ def test_penalty_exceptions_keep_stop_tokens_unpenalised(engine):
     assert no_stops.samplers[0].penalty_exceptions == ()
 
 
-def test_the_seed_usage_example_runs_with_only_import_and_model_changed(capsys, smollm2_path):
+def test_the_seed_usage_example_runs_with_only_import_and_model_changed(capsys, monkeypatch, smollm2_path):
+    # The texts are sampled with fresh seeds: compare what is printed with what was returned.
+    responses = []
+    original = edgecomplete.Client.complete
+
+    def recording(self, *args, **kwargs):
+        responses.append(original(self, *args, **kwargs))
+        return responses[-1]
+
+    monkeypatch.setattr(edgecomplete.Client, "complete", recording)
+
     # From the seed's usage examples; only the import line and the model name differ.
     from edgecomplete import Client, CompletionRequest, Prompt
 
@@ -221,9 +251,11 @@ def test_the_seed_usage_example_runs_with_only_import_and_model_changed(capsys, 
 
     client.close()
     printed = capsys.readouterr().out
-    assert len(response.completions) == 3
+    simple, advanced = responses
+    assert advanced is response and len(response.completions) == 3
     assert all(c.finish_reason in ("maximum_tokens", "end_of_text", "stop_sequence_reached")
                for c in response.completions)
     assert all("\n\n" not in c.completion for c in response.completions)
-    assert printed.count("Finish reason:") == 3
-    assert len(printed.splitlines()[0].strip()) > 0
+    assert printed == simple.completions[0].completion + "\n" + "".join(
+        f"Completion {i + 1}: {c.completion}\nFinish reason: {c.finish_reason}\n"
+        for i, c in enumerate(response.completions))

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+import edgecomplete
 from edgecomplete import (
     AsyncClient,
     CompletionRequest,
@@ -79,14 +80,19 @@ def test_text_is_held_back_while_a_stop_could_still_cut_it(client):
     assert all("\ufffd" not in c for c in chunks)
 
 
-def test_multibyte_characters_are_never_split(client):
-    items = list(client.complete_with_streaming(request("中文：今天天气", maximum_tokens=40, temperature=1.0, seed=0),
-                                                model=MODEL))
-    text = "".join(joined(items).values())
+def test_multibyte_characters_are_never_split(client, engine):
+    # The reply is forced to characters no token holds whole: every way of spelling it in tokens
+    # ends its first token inside the first character.
+    reply = "鑫🦩很好"
+    data, vocabulary = reply.encode(), engine.model.vocabulary
+    first_tokens = [len(piece) for piece in map(vocabulary.piece, range(vocabulary.size))
+                    if piece and data.startswith(piece)]
+    assert max(first_tokens) < len(reply[0].encode())
+    items = list(client.complete_with_streaming(request("中文：今天天气", maximum_tokens=40, temperature=1.0, seed=0,
+                                                        completion_bias_inclusion=[reply]), model=MODEL))
     chunks = [i.completion for i in items if isinstance(i, StreamChunk)]
-    if "\ufffd" not in text:
-        assert all("\ufffd" not in c for c in chunks)
-    assert any(ord(ch) > 0x3000 for ch in text)
+    assert "".join(chunks) == reply
+    assert all("\ufffd" not in c for c in chunks)
 
 
 def test_best_of_cannot_stream(client):
@@ -100,6 +106,7 @@ def test_recorded_streaming_fixture_shapes(client):
     recorded = [json.loads(line[len("data: "):]) for line in interaction["response"]["body"]["string"].splitlines()
                 if line.startswith("data: ")]
     body = dict(interaction["request"]["body"])
+    body["minimum_tokens"] = body["maximum_tokens"]  # the recorded model did not end early; ours must not either
     items = list(client.complete_with_streaming(CompletionRequest.from_json(body), model=MODEL))
     ours = [json.loads(json.dumps(item.to_json())) for item in items]
     assert [e["type"] for e in ours if e["type"] != "stream_chunk"] == ["stream_summary", "completion_summary"]
@@ -127,7 +134,7 @@ def test_breaking_out_cancels_and_frees_the_cells(client, engine):
     stats = engine.stats()
     assert (stats["requests_waiting"], stats["requests_active"], stats["sequence_ids_in_use"],
             stats["sequences_with_cells"], stats["retired_cells"]) == (0, 0, 0, 0, 0)
-    after = client.complete(request(maximum_tokens=5), model=MODEL)
+    after = client.complete(request(maximum_tokens=5, minimum_tokens=5), model=MODEL)
     assert after.num_tokens_generated == 5
 
 
@@ -195,7 +202,7 @@ def test_async_cancellation_by_aclose_and_by_task_cancel(smollm2_path):
                     break
                 await asyncio.sleep(0.01)
             stats = engine.stats()
-            after = await client.complete(request(maximum_tokens=4), MODEL)
+            after = await client.complete(request(maximum_tokens=4, minimum_tokens=4), MODEL)
             return stats, after
 
     stats, after = run(main())
@@ -239,7 +246,20 @@ def test_a_short_request_started_after_a_long_one_finishes_first(smollm2_path):
     assert run(main()) == ["short", "long"]
 
 
-def test_the_seed_streaming_example_runs_with_only_import_and_model_changed(capsys, smollm2_path):
+def test_the_seed_streaming_example_runs_with_only_import_and_model_changed(capsys, monkeypatch, smollm2_path):
+    # The text is sampled with a fresh seed: compare what is printed with what was streamed.
+    streamed = []
+    original = edgecomplete.AsyncClient.complete_with_streaming
+
+    def recording(self, *args, **kwargs):
+        async def relay():
+            async for item in original(self, *args, **kwargs):
+                streamed.append(item)
+                yield item
+        return relay()
+
+    monkeypatch.setattr(edgecomplete.AsyncClient, "complete_with_streaming", recording)
+
     # From the seed's usage examples; only the import line and the model name differ.
     from edgecomplete import AsyncClient, CompletionRequest, CompletionSummary, Prompt, StreamChunk, StreamSummary
 
@@ -261,6 +281,9 @@ def test_the_seed_streaming_example_runs_with_only_import_and_model_changed(caps
 
     asyncio.run(streaming_completion())
     printed = capsys.readouterr().out
-    assert "\nStream 0 finished: " in printed
-    assert "Total tokens generated: " in printed
-    assert len(printed.split("\nStream 0 finished")[0].strip()) > 0
+    assert [type(i) for i in streamed[-2:]] == [StreamSummary, CompletionSummary]
+    assert all(isinstance(i, StreamChunk) for i in streamed[:-2])
+    summary, total = streamed[-2:]
+    text = "".join(i.completion for i in streamed[:-2])
+    assert printed == (f"{text}\nStream 0 finished: {summary.finish_reason}\n"
+                       f"Total tokens generated: {total.num_tokens_generated}\n")

@@ -4,13 +4,15 @@ import asyncio
 import json
 
 import pytest
+from textual import events
+from textual.keys import _character_to_key
 from textual.widgets import Input, OptionList
 
 from tui import EdgeCompleteApp
 from tui.config import Config
 from tui.params import ParamsPanel
 from tui.screens import ModelPicker, SessionPicker, TokenInspector
-from tui.widgets import CandidatesView, MessageView
+from tui.widgets import CandidatesView, LiveReply, MessageView
 
 from .conftest import MODEL
 
@@ -36,6 +38,16 @@ async def ready(pilot, app):
     await wait_until(pilot, lambda: app.stats.context_length > 0, what="the model to load")
 
 
+def burst(app, text, *keys):
+    """Deliver the characters of `text`, then `keys`, the way a terminal delivers a paste or
+    `tmux send-keys`: all in the app's queue at once, before the focused input has handled the
+    first of them (Pilot's `press` lets the app handle each key before it sends the next)."""
+    events_ = [events.Key(_character_to_key(c), c) for c in text] + [events.Key(key, None) for key in keys]
+    for event in events_:
+        event.set_sender(app)
+        app.post_message(event)
+
+
 def set_param(app, name, value):
     app.query_one(f"#param-{name}", Input).value = value
 
@@ -57,23 +69,24 @@ def test_chat_turn_streams_the_reply(make_app):
         async with app.run_test(size=(100, 30)) as pilot:
             await ready(pilot, app)
             set_param(app, "maximum_tokens", "60")
+            set_param(app, "minimum_tokens", "60")  # long enough to stream over several frames on any CPU
             seen = []
-            original = MessageView.show
+            original = LiveReply.append
 
-            def show(view):
-                original(view)
-                if view.turn.role == "assistant":
-                    seen.append(view.turn.content)
+            def append(view, text):
+                seen.append(text)
+                return original(view, text)
 
-            MessageView.show = show
+            LiveReply.append = append
             try:
                 await send(pilot, app, "What is 2+2?")
             finally:
-                MessageView.show = original
+                LiveReply.append = original
             turns = app.chat_session.turns
             assert [t.role for t in turns] == ["user", "assistant"]
             assert turns[1].content.strip() and turns[1].response is not None
-            assert len({s for s in seen if s}) > 2  # the reply grew on screen chunk by chunk
+            assert len([s for s in seen if s]) > 2  # the reply grew on screen chunk by chunk
+            assert "".join(seen) == turns[1].content
             views = list(app.query(MessageView))
             assert turns[1].content in str(views[-1].render())
             assert app.stats.generated > 0 and app.stats.time_to_first_token is not None
@@ -137,7 +150,8 @@ def test_two_candidates_side_by_side_with_scores(make_app):
         app = make_app()
         async with app.run_test(size=(120, 36)) as pilot:
             await ready(pilot, app)
-            for name, value in (("n", "2"), ("temperature", "1.0"), ("seed", "3"), ("maximum_tokens", "30")):
+            for name, value in (("n", "2"), ("temperature", "1.0"), ("seed", "3"), ("maximum_tokens", "30"),
+                                ("minimum_tokens", "5")):
                 set_param(app, name, value)
             await send(pilot, app, "Name a fruit.")
             view = app.query_one(CandidatesView)
@@ -159,6 +173,7 @@ def test_log_prob_view_and_branch_here(make_app):
             await ready(pilot, app)
             set_param(app, "log_probs", "3")
             set_param(app, "maximum_tokens", "25")
+            set_param(app, "minimum_tokens", "25")
             await send(pilot, app, "Say something about the sea.")
             reply = app.chat_session.turns[-1]
             assert reply.log_probs() and len(reply.log_probs()) == len(reply.tokens())
@@ -323,4 +338,124 @@ def test_model_picker_pulls_without_freezing_the_ui(engine, make_app, local_inde
             assert picker.query_one("#pull-progress").display
             options = picker.query_one("#model-list", OptionList)
             assert "installed" in str(options.get_option_at_index(index).prompt)
+    asyncio.run(scenario())
+
+
+QUESTION = "What is the capital of France?"
+
+
+async def to_playground(pilot, app):
+    """Switch to the playground and let the panel take its parameters (a message of its own)."""
+    await pilot.press("f3")
+    await wait_until(pilot, lambda: app.mode == "playground", what="the playground")
+    await pilot.pause(0.2)
+
+
+def test_a_burst_of_keys_ending_in_enter_is_sent_whole(make_app):
+    async def scenario():
+        app = make_app()
+        async with app.run_test(size=(120, 36)) as pilot:
+            await ready(pilot, app)
+            set_param(app, "maximum_tokens", "3")
+            for attempt in range(3):
+                await app.action_new_session()
+                app.query_one("#chat-input").focus()
+                await pilot.pause(0.05)
+                burst(app, QUESTION, "enter")
+                await wait_until(pilot, lambda: len(app.chat_session.turns) == 2 and not app.view.generating,
+                                 what="the reply")
+                user, reply = app.chat_session.turns
+                assert user.content == QUESTION, f"attempt {attempt}: sent {user.content!r}"
+                assert f"user\n{QUESTION}<|im_end|>" in reply.request["prompt"][0]["data"]
+                assert app.query_one("#chat-input").text == ""
+    asyncio.run(scenario())
+
+
+def test_a_burst_ending_in_the_generate_key_completes_all_of_it(make_app):
+    async def scenario():
+        app = make_app()
+        async with app.run_test(size=(120, 36)) as pilot:
+            await ready(pilot, app)
+            await to_playground(pilot, app)
+            set_param(app, "maximum_tokens", "3")
+            buffer = app.query_one("#playground-buffer")
+            buffer.load_text("")
+            buffer.focus()
+            await pilot.pause(0.05)
+            burst(app, "The capital of France is", "f5")
+            await wait_until(pilot, lambda: app.view.pending is not None and not app.view.generating,
+                             what="a completion")
+            assert app.view.pending.request["prompt"][0]["data"] == "The capital of France is"
+            burst(app, " Paris", "f7")  # F7 rejects after the typed text has arrived
+            await wait_until(pilot, lambda: app.view.pending is None, what="the rejection")
+            assert app.view.buffer == "The capital of France is Paris"
+    asyncio.run(scenario())
+
+
+def test_a_parameter_typed_just_before_the_generate_key_is_used(make_app):
+    async def scenario():
+        app = make_app()
+        async with app.run_test(size=(120, 36)) as pilot:
+            await ready(pilot, app)
+            await to_playground(pilot, app)
+            app.query_one("#playground-buffer").load_text("Once upon a time")
+            field = app.query_one("#param-maximum_tokens", Input)
+            field.focus()
+            field.value = ""
+            await pilot.pause(0.05)
+            burst(app, "4", "f5")
+            await wait_until(pilot, lambda: app.view.pending is not None and not app.view.generating,
+                             what="a completion")
+            assert app.view.pending.request["maximum_tokens"] == 4
+            assert app.view.pending.response["num_tokens_generated"] <= 4
+            field.value = ""
+            burst(app, "-2", "f5")  # an invalid value typed in a burst blocks the request
+            await pilot.pause(0.3)
+            assert not app.view.generating
+            assert "maximum_tokens" in str(app.query_one("#error-maximum_tokens").render())
+    asyncio.run(scenario())
+
+
+async def start_a_long_reply(pilot, app):
+    set_param(app, "maximum_tokens", "400")
+    set_param(app, "minimum_tokens", "400")
+    app.query_one("#chat-input").focus()
+    app.query_one("#chat-input").load_text("Tell me a very long story.")
+    await pilot.press("enter")
+    await wait_until(pilot, lambda: len(app.chat_session.turns) == 2 and
+                     len(app.chat_session.turns[1].content) > 20, what="some streamed text")
+    set_param(app, "minimum_tokens", "0")
+    set_param(app, "maximum_tokens", "3")
+
+
+def test_enter_during_a_reply_stops_it_and_sends(make_app):
+    async def scenario():
+        app = make_app()
+        async with app.run_test(size=(120, 36)) as pilot:
+            await ready(pilot, app)
+            await start_a_long_reply(pilot, app)
+            burst(app, "Stop. Say hi.", "enter")
+            await wait_until(pilot, lambda: len(app.chat_session.turns) == 4 and not app.view.generating,
+                             what="the second reply")
+            first, stopped, second, reply = app.chat_session.turns
+            assert stopped.role == "assistant" and stopped.content and stopped.response is None
+            assert second.content == "Stop. Say hi." and reply.response is not None
+            assert reply.request["prompt"][0]["data"].count(stopped.content) == 1  # the stopped reply is history
+    asyncio.run(scenario())
+
+
+def test_new_conversation_during_a_reply_stops_it_and_keeps_it(make_app, engine):
+    async def scenario():
+        app = make_app()
+        async with app.run_test(size=(120, 36)) as pilot:
+            await ready(pilot, app)
+            await start_a_long_reply(pilot, app)
+            old = app.chat_session
+            await pilot.press("ctrl+n")
+            await wait_until(pilot, lambda: app.chat_session is not old and not app.view.generating,
+                             what="the new conversation")
+            assert app.chat_session.turns == []
+            await wait_until(pilot, lambda: engine.stats()["requests_active"] == 0, timeout=5, what="the engine")
+            saved = app.store.load(old.id)
+            assert [t.role for t in saved.turns] == ["user", "assistant"] and saved.turns[1].content
     asyncio.run(scenario())

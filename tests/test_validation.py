@@ -105,5 +105,5 @@ def test_unknown_model_lists_the_known_ones(client):
 def test_client_keeps_working_after_bad_requests(client):
     with pytest.raises(InvalidRequest):
         client.complete(CompletionRequest(prompt=PROMPT, top_p=7), model=MODEL)
-    response = client.complete(CompletionRequest(prompt=PROMPT, maximum_tokens=3), model=MODEL)
+    response = client.complete(CompletionRequest(prompt=PROMPT, maximum_tokens=3, minimum_tokens=3), model=MODEL)
     assert response.num_tokens_generated == 3

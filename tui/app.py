@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import json
 import time
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Dict, Iterable, Optional
+from typing import Any, Dict, Iterable, Iterator, Optional
 
 from textual import on, work
 from textual.app import App, ComposeResult, SystemCommand
@@ -39,14 +40,16 @@ class EdgeCompleteApp(App):
     CSS_PATH = "app.tcss"
 
     # Every binding has an id, so the keys can be remapped from the config file ([keymap]).
-    # None of these keys is one the text input uses itself (f5-f7 take precedence over its own).
+    # No binding is a priority one: a priority binding acts as its key arrives, before keys
+    # typed ahead of it have reached the focused input (the playground buffer binds f5-f7 itself,
+    # over TextArea's own f6 and f7).
     BINDINGS = [
         Binding("escape", "cancel", "stop", id="cancel"),
         Binding("ctrl+r", "regenerate", "regenerate", id="regenerate"),
         Binding("f4", "edit", "edit last", id="edit"),
-        Binding("f5", "generate", "generate", priority=True, id="generate"),
-        Binding("f6", "accept", "accept", priority=True, id="accept"),
-        Binding("f7", "reject", "reject", priority=True, id="reject"),
+        Binding("f5", "generate", "generate", id="generate"),
+        Binding("f6", "accept", "accept", id="accept"),
+        Binding("f7", "reject", "reject", id="reject"),
         Binding("ctrl+l", "inspect", "tokens", id="inspect"),
         Binding("ctrl+up", "choose(-1)", "previous candidate", show=False, id="choose_previous"),
         Binding("ctrl+down", "choose(1)", "next candidate", show=False, id="choose_next"),
@@ -71,7 +74,7 @@ class EdgeCompleteApp(App):
         self.chat_session = self.store.latest("chat") or Session("chat", self.model, params=dict(defaults))
         self.playground_session = self.store.latest("playground") or Session("playground", self.model,
                                                                              params=dict(defaults))
-        self._mode = "chat"
+        self._tabs: Optional[TabbedContent] = None  # the modes, once mounted
         self.last_export: Optional[Path] = None
         self.stats_bar = StatsBar(id="stats")
         self.stats = self.stats_bar.stats
@@ -91,6 +94,7 @@ class EdgeCompleteApp(App):
         yield Footer()
 
     def on_mount(self) -> None:
+        self._tabs = self.query_one(TabbedContent)
         if self.config.keymap:
             self.set_keymap(self.config.keymap)
         self.query_one(ParamsPanel).set_presets(self.store.presets())
@@ -119,11 +123,11 @@ class EdgeCompleteApp(App):
 
     @property
     def mode(self) -> str:
-        """"chat" or "playground": the tab shown on the main screen."""
-        tabs = self.screen_stack[0].query(TabbedContent)
-        if tabs:
-            self._mode = "chat" if tabs.first().active == "chat-tab" else "playground"
-        return self._mode
+        """"chat" or "playground": the tab shown on the main screen. (Asked for every binding each
+        time the keys' state is looked up, so no DOM query here.)"""
+        if self._tabs is None:
+            return "chat"
+        return "chat" if self._tabs.active == "chat-tab" else "playground"
 
     @property
     def view(self):
@@ -158,6 +162,7 @@ class EdgeCompleteApp(App):
         are sent as rendered (their final newline matters); tokens always come back, for the
         numbers and the token view; several candidates bring log-probs, for their scores."""
         panel = self.query_one(ParamsPanel)
+        panel.sync()
         if not panel.valid:
             self.notify(panel.first_error() or "invalid parameters", title="parameters", severity="error")
             return None
@@ -168,6 +173,19 @@ class EdgeCompleteApp(App):
         if (values.get("n", 1) > 1 or (values.get("best_of") or 1) > 1) and values.get("log_probs") is None:
             values["log_probs"] = 0
         return CompletionRequest(prompt=Prompt.from_text(""), **values)
+
+    @contextmanager
+    def steady_cursors(self) -> Iterator[None]:
+        """While a reply streams, text cursors stop blinking: every blink redraws the screen, UI
+        time taken from the model's decode on a machine whose cores all run llama.cpp."""
+        blinking = [widget for widget in self.query("Input, TextArea") if widget.cursor_blink]
+        for widget in blinking:
+            widget.cursor_blink = False
+        try:
+            yield
+        finally:
+            for widget in blinking:
+                widget.cursor_blink = True
 
     def save_session(self, session: Session) -> None:
         session.model = self.model
@@ -268,9 +286,9 @@ class EdgeCompleteApp(App):
         if session.model != self.model:
             self.load_model(session.model)
 
-    def action_new_session(self) -> None:
-        if self.view.generating:
-            return
+    async def action_new_session(self) -> None:
+        """A new conversation or playground; one being generated is stopped first (as with Esc)."""
+        await self.view.stop()
         session = Session(self.mode, self.model, params=self.query_one(ParamsPanel).changed())
         self.open_session(session)
 

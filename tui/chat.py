@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Optional
 
-from textual import on, work
+from textual import events, on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical, VerticalScroll
@@ -15,23 +15,35 @@ from textual.widgets import Input, Static, TextArea
 
 from edgecomplete import CompletionRequest, Prompt
 
-from .generation import Generation
+from .generation import Generation, GenerationOwner
 from .screens import BranchChoice
 from .session import Session, Turn
-from .widgets import CandidatesView, MessageView
+from .widgets import CandidatesView, LiveReply, MessageView
 
 
 class ChatInput(TextArea):
-    """Enter sends; ctrl+j (or shift+enter where the terminal reports it) inserts a newline."""
+    """Enter sends; ctrl+j (or shift+enter where the terminal reports it) inserts a newline.
+
+    Keys are applied in the order they arrive, also in a burst (a paste ending in a newline, a
+    fast typist, `tmux send-keys`): the send key is an ordinary binding, acted on when the key
+    reaches it after every key typed before it, never a priority binding (which the app runs
+    as the key arrives, ahead of the characters still queued for this input)."""
 
     BINDINGS = [
-        Binding("enter", "submit", "send", priority=True, id="send"),
+        Binding("enter", "submit", "send", id="send"),
         Binding("ctrl+j,shift+enter", "newline", "newline", id="newline"),
     ]
 
     @dataclass
     class Submitted(Message):
         text: str
+
+    def _on_key(self, event: events.Key) -> None:
+        # Textual runs TextArea's own key handler after this one, and it inserts Enter; a key
+        # bound here (send, as the keymap has it) skips it and bubbles on to its binding.
+        active = self.screen.active_bindings.get(event.key)
+        if active is not None and active.node is self:
+            event.prevent_default()
 
     def action_submit(self) -> None:
         self.post_message(self.Submitted(self.text))
@@ -40,16 +52,15 @@ class ChatInput(TextArea):
         self.insert("\n")
 
 
-class ChatView(Vertical):
+class ChatView(GenerationOwner, Vertical):
     """The conversation of a chat Session."""
 
     def __init__(self, session: Session, **kwargs):
         super().__init__(**kwargs)
         self.session = session
         self.generation: Optional[Generation] = None
-        self._live: Optional[MessageView] = None
+        self._live: Optional[LiveReply] = None  # the reply being streamed
         self._candidates: Optional[CandidatesView] = None
-        self._worker = None
 
     def compose(self) -> ComposeResult:
         yield Input(self.session.system_prompt, placeholder="system prompt (optional)", id="system-prompt")
@@ -86,18 +97,17 @@ class ChatView(Vertical):
         self._candidates = view
         self.call_after_refresh(view.set_results, turn.completions(), turn.chosen)
 
-    @property
-    def generating(self) -> bool:
-        return self._worker is not None and self._worker.is_running
-
     # ---- actions ----------------------------------------------------------------------------------
 
     @on(ChatInput.Submitted)
-    def _submitted(self, event: ChatInput.Submitted) -> None:
+    async def _submitted(self, event: ChatInput.Submitted) -> None:
+        """Send the message. During a reply, Enter stops the reply (it stays as far as it got,
+        as with Esc) and sends."""
         text = event.text.strip()
-        if not text or self.generating:
+        if not text:
             return
         self.query_one(ChatInput).clear()
+        await self.stop()
         self.session.turns.append(Turn("user", text))
         self.query_one("#chat-log").mount(MessageView(self.session.turns[-1], len(self.session.turns) - 1))
         self.app.save_session(self.session)
@@ -119,7 +129,7 @@ class ChatView(Vertical):
         turn = Turn("assistant", partial, request=request.to_json())
         self.session.turns.append(turn)
         log = self.query_one("#chat-log", VerticalScroll)
-        self._live = MessageView(turn, len(self.session.turns) - 1)
+        self._live = LiveReply(partial)  # a MessageView once the reply has ended
         await log.mount(self._live)
         self._candidates = None
         if request.n > 1:
@@ -130,34 +140,39 @@ class ChatView(Vertical):
         def on_text(index: int, text: str) -> None:
             if index == 0:
                 turn.content += text
-                self._live.show()
+            if not self.showing:
+                return
+            grew = index == 0 and self._live.append(text)
             if self._candidates is not None:
                 self._candidates.append(index, text)
-            log.scroll_end(animate=False)
+            if grew:
+                log.scroll_end(animate=False)
 
         try:
-            await generation.run(self.app.client, self.app.stats, on_text)
+            with self.app.steady_cursors():
+                await generation.run(self.app.client, self.app.stats, on_text)
         finally:
             self._finish(turn, partial, generation)
 
     def _finish(self, turn: Turn, partial: str, generation: Generation) -> None:
+        """The reply as it ended: whole, stopped part-way (kept as far as it got), or rejected."""
         if generation.error:
             self.session.turns.remove(turn)
-            self._live.remove()
-            self.app.notify(generation.error, title="request rejected", severity="error")
         elif generation.response is not None:
             turn.response = generation.response.to_json()
             turn.content = partial + (generation.response.completions[0].completion or "")
-            self._live.show()
-            if self._candidates is not None:
-                self._candidates.set_results(turn.completions(), turn.chosen)
         self.app.save_session(self.session)
-
-    def cancel(self) -> bool:
-        if self.generating:
-            self._worker.cancel()
-            return True
-        return False
+        if not self.showing:
+            return
+        live, self._live = self._live, None
+        if generation.error:
+            live.remove()
+            self.app.notify(generation.error, title="request rejected", severity="error")
+            return
+        self.query_one("#chat-log").mount(MessageView(turn, self.session.turns.index(turn)), before=live)
+        live.remove()
+        if self._candidates is not None and generation.response is not None:
+            self._candidates.set_results(turn.completions(), turn.chosen)
 
     def regenerate(self) -> None:
         if self.generating:

@@ -4,8 +4,11 @@ its numbers. Views own a Generation while it runs; the UI thread never waits on 
 from __future__ import annotations
 
 import asyncio
+import time
 from dataclasses import dataclass, field
 from typing import Callable, Dict, List, Optional
+
+from textual.worker import Worker, WorkerCancelled, WorkerError, WorkerFailed
 
 from edgecomplete import (
     AsyncClient,
@@ -19,10 +22,21 @@ from edgecomplete import (
 
 from .widgets import GenerationStats
 
+# Streamed text is shown a frame at a time: the text of every chunk that arrived within a frame is
+# handed to the view at once. The model makes a token every few milliseconds, and a frame costs the
+# UI thread ~10 ms on a 2-core machine (Textual re-renders every widget the changed lines cross),
+# taken from llama.cpp's threads, which use every core. So frames are paced to keep the UI thread's
+# share of a core near UI_CPU_SHARE: every FRAME_SECONDS where frames are cheap, less often (down to
+# SLOWEST_FRAME_SECONDS) where they are not. The eye needs no more than ~30 frames a second.
+FRAME_SECONDS = 1 / 30
+SLOWEST_FRAME_SECONDS = 1 / 4
+UI_CPU_SHARE = 0.12
+
 
 @dataclass
 class Generation:
-    """A request in flight. `on_text(index, text)` is called for every chunk of text."""
+    """A request in flight. `on_text(index, text)` is called once a frame with the text that
+    arrived for candidate `index` since the last frame (and for what is left at the end)."""
 
     request: CompletionRequest
     model: str
@@ -43,16 +57,20 @@ class Generation:
                     self.texts[index] = result.completion or ""
                     on_text(index, self.texts[index])
             else:
+                frames = _Frames(on_text)
                 items: List = []
-                async for item in client.complete_with_streaming(self.request, self.model):
-                    items.append(item)
-                    if isinstance(item, StreamChunk):
-                        stats.chunk(len(item.completion_tokens or []))
-                        if item.completion:
-                            self.texts[item.index] = self.texts.get(item.index, "") + item.completion
-                            on_text(item.index, item.completion)
-                    elif isinstance(item, CompletionSummary):
-                        stats.prompt_tokens = item.num_tokens_prompt_total // max(self.candidates, 1)
+                try:
+                    async for item in client.complete_with_streaming(self.request, self.model):
+                        items.append(item)
+                        if isinstance(item, StreamChunk):
+                            stats.chunk(len(item.completion_tokens or []))
+                            if item.completion:
+                                self.texts[item.index] = self.texts.get(item.index, "") + item.completion
+                                frames.add(item.index, item.completion)
+                        elif isinstance(item, CompletionSummary):
+                            stats.prompt_tokens = item.num_tokens_prompt_total // max(self.candidates, 1)
+                finally:
+                    frames.flush()
                 self.response = fold_stream(items)
         except asyncio.CancelledError:
             self.cancelled = True
@@ -65,3 +83,72 @@ class Generation:
     @property
     def candidates(self) -> int:
         return max(self.request.n, self.request.best_of or 1)
+
+
+class _Frames:
+    """Collects streamed text per candidate and hands it on once a frame, pacing the frames by the
+    UI thread's CPU time (see UI_CPU_SHARE)."""
+
+    def __init__(self, on_text: Callable[[int, str], None]):
+        self._on_text = on_text
+        self._pending: Dict[int, str] = {}
+        self._frame: Optional[asyncio.TimerHandle] = None
+        self.interval = FRAME_SECONDS
+        self._clock = (time.perf_counter(), time.thread_time())
+
+    def add(self, index: int, text: str) -> None:
+        self._pending[index] = self._pending.get(index, "") + text
+        if self._frame is None:
+            self._frame = asyncio.get_running_loop().call_later(self.interval, self.flush)
+
+    def flush(self) -> None:
+        if self._frame is not None:
+            self._frame.cancel()
+            self._frame = None
+        pending, self._pending = self._pending, {}
+        for index, text in sorted(pending.items()):
+            self._on_text(index, text)
+        self._pace()
+
+    def _pace(self) -> None:
+        """The next interval: the UI thread's CPU time since the last frame (rendering it, and
+        taking the stream) spread so that it stays near UI_CPU_SHARE of the time."""
+        wall, cpu = time.perf_counter(), time.thread_time()
+        spent = cpu - self._clock[1]
+        self._clock = (wall, cpu)
+        self.interval = min(SLOWEST_FRAME_SECONDS, max(FRAME_SECONDS, spent / UI_CPU_SHARE))
+
+
+class GenerationOwner:
+    """A view that runs one Generation at a time in a worker (`_worker`)."""
+
+    _worker: Optional[Worker] = None
+
+    @property
+    def showing(self) -> bool:
+        """The app is running and can show things (not shutting down, when workers are cancelled
+        while widgets go away)."""
+        return self.app.is_running and self.is_attached
+
+    @property
+    def generating(self) -> bool:
+        """A generation was started and has not ended (also while its worker is still pending)."""
+        return self._worker is not None and not self._worker.is_finished
+
+    def cancel(self) -> bool:
+        if self.generating:
+            self._worker.cancel()
+            return True
+        return False
+
+    async def stop(self) -> None:
+        """Cancel the generation in progress, if any, and wait until it has ended (its view shows
+        it as far as it got)."""
+        worker = self._worker
+        if worker is None or worker.is_finished:
+            return
+        worker.cancel()
+        try:
+            await worker.wait()
+        except (WorkerCancelled, WorkerFailed, WorkerError):
+            pass

@@ -84,6 +84,9 @@ def parse(name: str, text: str) -> Any:
     raise InvalidRequest(name, f"must be {allowed}, got {text!r}")
 
 
+_TRISTATE = {"default": None, "true": True, "false": False}  # a tristate Select's values
+
+
 def render(name: str, value: Any) -> str:
     """The text a control shows for a value."""
     if value is None:
@@ -185,8 +188,7 @@ class ParamsPanel(VerticalScroll):
 
     @on(Select.Changed, ".param")
     def _select_changed(self, event: Select.Changed) -> None:
-        value = {"default": None, "true": True, "false": False}.get(event.value)
-        self._update(event.select.id.removeprefix("param-"), value)
+        self._update(event.select.id.removeprefix("param-"), _TRISTATE.get(event.value))
 
     @on(Select.Changed, "#preset-select")
     def _preset_chosen(self, event: Select.Changed) -> None:
@@ -200,14 +202,31 @@ class ParamsPanel(VerticalScroll):
         if name:
             self.app.save_preset(name, self.changed())
 
-    def _update(self, name: str, raw: Any) -> None:
-        """Parse the control's text, then check the whole request: the API's message is shown at
-        the field it names."""
+    def sync(self) -> None:
+        """Read every control as it is now. A key typed into a field is in the control at once,
+        but its Changed message may still be on its way when a key that sends arrives right
+        behind it (a burst of keys): a request is built from the controls, not the messages."""
+        for field_ in FIELDS:
+            widget = self.query_one(f"#param-{field_.name}")
+            if isinstance(widget, Select):
+                raw = _TRISTATE.get(widget.value)
+            else:
+                raw = widget.value
+            self._parse(field_.name, raw)
+        self._validate()
+        self._refresh_marks()
+
+    def _parse(self, name: str, raw: Any) -> None:
         try:
             self._values[name] = parse(name, raw) if isinstance(raw, str) else raw
             self._parse_errors.pop(name, None)
         except InvalidRequest as error:
             self._parse_errors[name] = str(error)
+
+    def _update(self, name: str, raw: Any) -> None:
+        """Parse the control's text, then check the whole request: the API's message is shown at
+        the field it names."""
+        self._parse(name, raw)
         self._validate()
         self._refresh_marks()
         self.post_message(self.Changed(self))

@@ -10,29 +10,41 @@ from typing import Optional
 from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
+from textual.binding import Binding
 from textual.containers import Vertical, VerticalScroll
 from textual.widgets import Static, TextArea
 
 from edgecomplete import CompletionRequest, Prompt
 
-from .generation import Generation
+from .generation import Generation, GenerationOwner
 from .screens import BranchChoice
 from .session import Session, Turn
 from .tokens import coloured
-from .widgets import CandidatesView
+from .widgets import CandidatesView, redraw
 
 
-class PlaygroundView(Vertical):
+class PlaygroundBuffer(TextArea):
+    """The text to complete. F5-F7 are the playground's keys here (TextArea's own F6 and F7
+    select text). They are ordinary bindings, not priority ones, so they act after every key
+    typed before them has reached the buffer."""
+
+    BINDINGS = [
+        Binding("f5", "app.generate", "generate", id="generate"),
+        Binding("f6", "app.accept", "accept", id="accept"),
+        Binding("f7", "app.reject", "reject", id="reject"),
+    ]
+
+
+class PlaygroundView(GenerationOwner, Vertical):
     def __init__(self, session: Session, **kwargs):
         super().__init__(**kwargs)
         self.session = session
         self.pending: Optional[Turn] = None  # a completion not yet accepted or rejected
         self._prefix = ""  # branch: text kept in front of the pending completion
-        self._worker = None
         self._candidates: Optional[CandidatesView] = None
 
     def compose(self) -> ComposeResult:
-        yield TextArea(self.session.buffer, id="playground-buffer")
+        yield PlaygroundBuffer(self.session.buffer, id="playground-buffer")
         with VerticalScroll(id="playground-output"):
             yield Static("", id="playground-completion")
         yield Static("F5: generate · F6: accept · F7: reject · Esc: stop · ctrl+l: tokens",
@@ -52,11 +64,7 @@ class PlaygroundView(Vertical):
     def buffer(self) -> str:
         return self.query_one("#playground-buffer", TextArea).text
 
-    @property
-    def generating(self) -> bool:
-        return self._worker is not None and self._worker.is_running
-
-    def _show_pending(self, live: str = "") -> None:
+    def _show_pending(self, live: str = "", streaming: bool = False) -> None:
         completion = self.query_one("#playground-completion", Static)
         if self.pending is None and not live:
             completion.update(Text("(F5 generates a completion of the text above)", style="dim"))
@@ -70,7 +78,7 @@ class PlaygroundView(Vertical):
             text.append_text(coloured(tokens, log_probs))
         else:
             text.append(body, style="bold cyan")
-        completion.update(text)
+        redraw(completion, text, streaming)
 
     def generate(self, prefix: str = "") -> None:
         if self.generating:
@@ -97,21 +105,29 @@ class PlaygroundView(Vertical):
         def on_text(index: int, text: str) -> None:
             if index == 0:
                 live[0] += text
-                self._show_pending(live[0])
+            if not self.showing:
+                return
+            if index == 0:
+                self._show_pending(live[0], streaming=True)
             if self._candidates is not None:
                 self._candidates.append(index, text)
 
         try:
-            await generation.run(self.app.client, self.app.stats, on_text)
+            with self.app.steady_cursors():
+                await generation.run(self.app.client, self.app.stats, on_text)
         finally:
-            if generation.error:
-                self.app.notify(generation.error, title="request rejected", severity="error")
-            elif generation.response is not None:
+            if generation.response is not None:
                 self.pending = Turn("assistant", self._prefix + (generation.response.completions[0].completion or ""),
                                     request=request.to_json(), response=generation.response.to_json())
-                if self._candidates is not None:
-                    self._candidates.set_results(self.pending.completions(), 0)
-            self._show_pending(live[0])
+            if self.showing:
+                self._finish(generation, live[0])
+
+    def _finish(self, generation: Generation, live: str) -> None:
+        if generation.error:
+            self.app.notify(generation.error, title="request rejected", severity="error")
+        elif self._candidates is not None and self.pending is not None:
+            self._candidates.set_results(self.pending.completions(), 0)
+        self._show_pending(live)
 
     def accept(self) -> None:
         if self.pending is None or self.generating:
@@ -129,12 +145,6 @@ class PlaygroundView(Vertical):
             return
         self.pending = None
         self._show_pending()
-
-    def cancel(self) -> bool:
-        if self.generating:
-            self._worker.cancel()
-            return True
-        return False
 
     def branch(self, choice: BranchChoice) -> None:
         if self.pending is None or self.generating:
