@@ -2,6 +2,7 @@
 
 import asyncio
 import json
+import time
 
 import pytest
 from textual import events
@@ -10,6 +11,7 @@ from textual.widgets import Input, OptionList
 
 from tui import EdgeCompleteApp
 from tui.config import Config
+from tui.generation import SLOWEST_FRAME_SECONDS, Frames
 from tui.params import ParamsPanel
 from tui.screens import ModelPicker, SessionPicker, TokenInspector
 from tui.widgets import CandidatesView, LiveReply, MessageView
@@ -458,4 +460,28 @@ def test_new_conversation_during_a_reply_stops_it_and_keeps_it(make_app, engine)
             await wait_until(pilot, lambda: engine.stats()["requests_active"] == 0, timeout=5, what="the engine")
             saved = app.store.load(old.id)
             assert [t.role for t in saved.turns] == ["user", "assistant"] and saved.turns[1].content
+    asyncio.run(scenario())
+
+
+def test_streamed_text_reaches_the_view_a_frame_at_a_time():
+    async def scenario():
+        shown = []
+        frames = Frames(lambda index, text: shown.append((index, text)))
+        for piece in ("Once", " upon", " a"):
+            frames.add(0, piece)
+        frames.add(1, "Long")
+        assert shown == []  # nothing until the frame
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 10
+        while not shown and loop.time() < deadline:
+            await asyncio.sleep(0.01)
+        assert shown == [(0, "Once upon a"), (1, "Long")]  # one call per candidate, in order
+        assert frames.interval < SLOWEST_FRAME_SECONDS  # drawing cost little: the next frame comes soon
+        frames.add(0, " time")
+        busy = time.thread_time() + 0.05
+        while time.thread_time() < busy:  # the UI thread spends 50 ms of CPU on this frame
+            pass
+        frames.flush()  # the end of a stream: the rest at once
+        assert shown[-1] == (0, " time")
+        assert frames.interval == SLOWEST_FRAME_SECONDS  # 50 ms a frame: frames come less often
     asyncio.run(scenario())

@@ -57,7 +57,7 @@ class Generation:
                     self.texts[index] = result.completion or ""
                     on_text(index, self.texts[index])
             else:
-                frames = _Frames(on_text)
+                frames = Frames(on_text)
                 items: List = []
                 try:
                     async for item in client.complete_with_streaming(self.request, self.model):
@@ -85,7 +85,7 @@ class Generation:
         return max(self.request.n, self.request.best_of or 1)
 
 
-class _Frames:
+class Frames:
     """Collects streamed text per candidate and hands it on once a frame, pacing the frames by the
     UI thread's CPU time (see UI_CPU_SHARE)."""
 
@@ -94,7 +94,7 @@ class _Frames:
         self._pending: Dict[int, str] = {}
         self._frame: Optional[asyncio.TimerHandle] = None
         self.interval = FRAME_SECONDS
-        self._clock = (time.perf_counter(), time.thread_time())
+        self._cpu = time.thread_time()  # the UI thread's CPU time at the last frame
 
     def add(self, index: int, text: str) -> None:
         self._pending[index] = self._pending.get(index, "") + text
@@ -113,9 +113,8 @@ class _Frames:
     def _pace(self) -> None:
         """The next interval: the UI thread's CPU time since the last frame (rendering it, and
         taking the stream) spread so that it stays near UI_CPU_SHARE of the time."""
-        wall, cpu = time.perf_counter(), time.thread_time()
-        spent = cpu - self._clock[1]
-        self._clock = (wall, cpu)
+        cpu = time.thread_time()
+        spent, self._cpu = cpu - self._cpu, cpu
         self.interval = min(SLOWEST_FRAME_SECONDS, max(FRAME_SECONDS, spent / UI_CPU_SHARE))
 
 
