@@ -169,8 +169,10 @@ class ChatView(GenerationOwner, Vertical):
             live.remove()
             self.app.notify(generation.error, title="request rejected", severity="error")
             return
-        self.query_one("#chat-log").mount(MessageView(turn, self.session.turns.index(turn)), before=live)
+        log = self.query_one("#chat-log", VerticalScroll)
+        log.mount(MessageView(turn, self.session.turns.index(turn)), before=live)
         live.remove()
+        log.scroll_end(animate=False)
         if self._candidates is not None and generation.response is not None:
             self._candidates.set_results(turn.completions(), turn.chosen)
 
