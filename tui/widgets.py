@@ -142,15 +142,19 @@ class MessageView(Static, can_focus=True):
 
 
 class LiveReply(Vertical):
-    """A reply while it streams. Its finished paragraphs are Statics that are never drawn again;
-    only the paragraph being written is, so a frame costs the same at the 500th token as at the
-    5th (a single Static would wrap and draw the whole reply on every frame)."""
+    """A reply while it streams. The text written so far is a few Statics: all but the last are
+    never drawn again, and the last (the tail) is frozen, up to its last line break, into a
+    Static of its own once it is longer than FREEZE_CHARS. So a frame wraps and draws a bounded
+    amount of text at the 500th token as at the 5th (a single Static would do the whole reply on
+    every frame), and a paragraph break costs no layout pass of its own."""
+
+    FREEZE_CHARS = 800
 
     def __init__(self, text: str = "", **kwargs):
         super().__init__(classes="message assistant live", **kwargs)
         self.text = ""
         self._tail: Optional[Static] = None
-        self._tail_text = ""  # the paragraph being written
+        self._tail_text = ""  # the text after the last frozen Static
         self._first = text
 
     def compose(self) -> ComposeResult:
@@ -164,10 +168,13 @@ class LiveReply(Vertical):
     def append(self, text: str) -> bool:
         """Add streamed text; returns whether the view grew (a layout pass happened)."""
         self.text += text
-        *finished, self._tail_text = (self._tail_text + text).split("\n")
-        for paragraph in finished:
-            self.mount(Static(paragraph or " ", classes="paragraph"), before=self._tail)
-        return redraw(self._tail, self._tail_text, streaming=True) or bool(finished)
+        self._tail_text += text
+        frozen = len(self._tail_text) > self.FREEZE_CHARS and "\n" in self._tail_text
+        if frozen:
+            done, self._tail_text = self._tail_text.rsplit("\n", 1)
+            self.mount(Static(done, classes="paragraph"), before=self._tail)
+            self._tail.styles.min_height = None  # its spare lines start again below the new text
+        return redraw(self._tail, self._tail_text, streaming=True) or frozen
 
 
 class CandidatesView(Horizontal):
