@@ -18,7 +18,9 @@ from __future__ import annotations
 
 import asyncio
 import statistics
+import tempfile
 import time
+from pathlib import Path
 from typing import Callable, List, Optional
 
 from textual import events
@@ -72,13 +74,11 @@ class Bench:
         self.app._driver.send_message(events.Key(key, character))
         return now
 
-    async def app_run(self, mode: str, n: int, on_streaming: Optional[Callable] = None) -> tuple:
+    async def app_run(self, mode: str, on_streaming: Optional[Callable] = None) -> tuple:
         """One generation through the app, from the key that starts it to the frame that shows it
         finished. Returns (seconds, tokens generated, the request the app sent)."""
         app, view = self.app, self.app.view
-        started_new = app.action_new_session()
-        if started_new is not None:
-            await started_new
+        await app.action_new_session()
         await self.pilot.pause(0.1)
         finished: List[float] = []
 
@@ -130,11 +130,11 @@ class Bench:
         self.app.show_mode(mode)
         self.set_params(**params)
         await self.pilot.pause(0.1)
-        _, _, request = await self.app_run(mode, params.get("n", 1))  # warm-up, and the exact request
+        _, _, request = await self.app_run(mode)  # warm-up, and the exact request
         await self.client_run(request)
         ours, theirs = [], []
         for _ in range(repeats):
-            seconds, generated, _ = await self.app_run(mode, params.get("n", 1))
+            seconds, generated, _ = await self.app_run(mode)
             ours.append(generated / seconds)
             seconds, generated = await self.client_run(request)
             theirs.append(generated / seconds)
@@ -172,7 +172,7 @@ class Bench:
             chat_input.load_text("")
 
         # The question is typed, the reply streams, and the typing happens meanwhile.
-        await self.app_run("chat", 1, on_streaming=type_while_streaming)
+        await self.app_run("chat", on_streaming=type_while_streaming)
         return latencies
 
 
@@ -196,7 +196,8 @@ def main() -> None:
     rows, report = [], {}
 
     async def run() -> None:
-        app = EdgeCompleteApp(model=name, client=client, data=_scratch(), config=Config())
+        data = Path(tempfile.mkdtemp(prefix="edgecomplete-bench-tui-"))
+        app = EdgeCompleteApp(model=name, client=client, data=data, config=Config())
         async_client = AsyncClient(client=client)
         headless_driver.HeadlessDriver = NullTerminal  # the driver run_test starts, for this app
         try:
@@ -232,12 +233,6 @@ def main() -> None:
               f"median {1000 * statistics.median(latencies):.1f} ms, p95 {1000 * percentile(latencies, 95):.1f} ms, "
               f"max {1000 * max(latencies):.1f} ms")
     print(f"\nsaved {save('tui', report)}")
-
-
-def _scratch():
-    import tempfile
-    from pathlib import Path
-    return Path(tempfile.mkdtemp(prefix="edgecomplete-bench-tui-"))
 
 
 if __name__ == "__main__":

@@ -125,8 +125,8 @@ class MessageView(Static, can_focus=True):
     def on_mount(self) -> None:
         self.show()
 
-    def show(self) -> bool:
-        """Show the turn as it is now; returns whether the view changed height."""
+    def show(self) -> None:
+        """Show the turn as it is now."""
         turn = self.turn
         header = Text("you" if turn.role == "user" else "assistant", style="bold")
         tokens, log_probs = turn.tokens(), turn.log_probs()
@@ -138,7 +138,7 @@ class MessageView(Static, can_focus=True):
         score = mean_log_prob(log_probs, tokens)
         if score is not None:
             header.append(f"  mean log-prob {score:.2f}", style="dim")
-        return redraw(self, Text.assemble(header, "\n", body))
+        redraw(self, Text.assemble(header, "\n", body))
 
 
 class LiveReply(Vertical):
