@@ -96,6 +96,35 @@ def test_chat_turn_streams_the_reply(make_app):
     asyncio.run(scenario())
 
 
+def test_after_a_reply_only_the_focused_cursor_blinks(make_app):
+    """Cursors stop blinking while a reply streams and blink again after it: only the focused
+    widget's. (Textual's Input starts its blink timer when blinking is switched back on, focused
+    or not: twenty parameter fields redrew the screen forty times a second while the app sat
+    idle.)"""
+    async def scenario():
+        app = make_app()
+        async with app.run_test(size=(120, 36)) as pilot:
+            await ready(pilot, app)
+            set_param(app, "maximum_tokens", "8")
+            await send(pilot, app, "Hi")
+            fields = [field for field in app.query(Input) if field is not app.focused]
+            assert len(fields) > 10 and all(field.cursor_blink for field in fields)
+            seen = {id(field): {field._cursor_visible} for field in fields}
+            for _ in range(14):  # 1.4 s: a blinking cursor turns 2-3 times
+                await pilot.pause(0.1)
+                for field in fields:
+                    seen[id(field)].add(field._cursor_visible)
+            assert all(len(states) == 1 for states in seen.values())
+            field = app.query_one("#param-temperature", Input)
+            field.focus()
+            states = set()
+            for _ in range(14):
+                await pilot.pause(0.1)
+                states.add(field._cursor_visible)
+            assert states == {True, False}  # focused, it blinks
+    asyncio.run(scenario())
+
+
 def test_escape_cancels_mid_stream_and_the_chat_goes_on(make_app, engine):
     async def scenario():
         app = make_app()

@@ -177,15 +177,23 @@ class EdgeCompleteApp(App):
     @contextmanager
     def steady_cursors(self) -> Iterator[None]:
         """While a reply streams, text cursors stop blinking: every blink redraws the screen, UI
-        time taken from the model's decode on a machine whose cores all run llama.cpp."""
+        time taken from the model's decode on a machine whose cores all run llama.cpp. Only the
+        focused widget's cursor blinks, so only its watcher runs: Input's watcher starts the
+        blink timer on `cursor_blink = True` even without focus, and twenty parameter fields
+        would then redraw the screen forty times a second while the app sits idle."""
         blinking = [widget for widget in self.query("Input, TextArea") if widget.cursor_blink]
-        for widget in blinking:
-            widget.cursor_blink = False
+        self._set_blink(blinking, False)
         try:
             yield
         finally:
-            for widget in blinking:
-                widget.cursor_blink = True
+            self._set_blink(blinking, True)
+
+    def _set_blink(self, widgets: Iterable, blink: bool) -> None:
+        for widget in widgets:
+            if widget is self.focused:
+                widget.cursor_blink = blink
+            else:  # its timer is paused while it has no focus; focusing it starts one if it blinks
+                widget.set_reactive(type(widget).cursor_blink, blink)
 
     def save_session(self, session: Session) -> None:
         session.model = self.model

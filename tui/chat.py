@@ -18,7 +18,7 @@ from edgecomplete import CompletionRequest, Prompt
 from .generation import Generation, GenerationOwner
 from .screens import BranchChoice
 from .session import Session, Turn
-from .widgets import CandidatesView, LiveReply, MessageView
+from .widgets import CandidatesView, LiveReply, MessageView, follow
 
 
 class ChatInput(TextArea):
@@ -129,7 +129,10 @@ class ChatView(GenerationOwner, Vertical):
         turn = Turn("assistant", partial, request=request.to_json())
         self.session.turns.append(turn)
         log = self.query_one("#chat-log", VerticalScroll)
-        self._live = LiveReply(partial)  # a MessageView once the reply has ended
+        # Alone, the reply streams above a page of spare lines: the log scrolls to follow it, and
+        # the screen's layout is redone once a page (see StreamText). Candidates go below it.
+        page = log.scrollable_content_region.height if request.n == 1 else 0
+        self._live = LiveReply(partial, reserve=page)  # a MessageView once the reply has ended
         await log.mount(self._live)
         self._candidates = None
         if request.n > 1:
@@ -145,14 +148,23 @@ class ChatView(GenerationOwner, Vertical):
             grew = index == 0 and self._live.append(text)
             if self._candidates is not None:
                 self._candidates.append(index, text)
-            if grew:
-                log.scroll_end(animate=False)
+                if grew:
+                    log.scroll_end(animate=False)
+            elif grew:
+                self.call_after_refresh(self._follow)  # once the log knows its new size
+            else:
+                self._follow()
 
         try:
             with self.app.steady_cursors():
                 await generation.run(self.app.client, self.app.stats, on_text)
         finally:
             self._finish(turn, partial, generation)
+
+    def _follow(self) -> None:
+        """Keep the streaming reply's last line in view."""
+        if self._live is not None:
+            follow(self.query_one("#chat-log", VerticalScroll), self._live, self._live.text_bottom)
 
     def _finish(self, turn: Turn, partial: str, generation: Generation) -> None:
         """The reply as it ended: whole, stopped part-way (kept as far as it got), or rejected."""
@@ -167,6 +179,9 @@ class ChatView(GenerationOwner, Vertical):
         live, self._live = self._live, None
         if generation.error:
             live.remove()
+            if self._candidates is not None:
+                self._candidates.remove()
+                self._candidates = None
             self.app.notify(generation.error, title="request rejected", severity="error")
             return
         log = self.query_one("#chat-log", VerticalScroll)
@@ -175,6 +190,8 @@ class ChatView(GenerationOwner, Vertical):
         log.scroll_end(animate=False)
         if self._candidates is not None and generation.response is not None:
             self._candidates.set_results(turn.completions(), turn.chosen)
+        elif self._candidates is not None:
+            self._candidates.finish()
 
     def regenerate(self) -> None:
         if self.generating:

@@ -23,14 +23,15 @@ from edgecomplete import (
 from .widgets import GenerationStats
 
 # Streamed text is shown a frame at a time: the text of every chunk that arrived within a frame is
-# handed to the view at once. The model makes a token every few milliseconds, and a frame costs the
-# UI thread ~10 ms on a 2-core machine (Textual re-renders every widget the changed lines cross),
-# taken from llama.cpp's threads, which use every core. So frames are paced to keep the UI thread's
-# share of a core near UI_CPU_SHARE: every FRAME_SECONDS where frames are cheap, less often (down to
-# SLOWEST_FRAME_SECONDS) where they are not. The eye needs no more than ~30 frames a second.
+# handed to the view at once. The model makes a token every few milliseconds, and on a 2-core
+# machine whose cores both run llama.cpp every millisecond of UI work is taken from the decode (a
+# frame that repaints a line costs ~4 ms of CPU there, a layout pass ~30 ms). So frames are paced
+# to keep the UI thread's share of a core (drawing, and taking the stream) near UI_CPU_SHARE: every
+# FRAME_SECONDS where frames are cheap, less often (down to SLOWEST_FRAME_SECONDS) where they are
+# not. The eye needs no more than ~30 frames a second; streamed text reads well at 6-10.
 FRAME_SECONDS = 1 / 30
 SLOWEST_FRAME_SECONDS = 1 / 4
-UI_CPU_SHARE = 0.12
+UI_CPU_SHARE = 0.08
 
 
 @dataclass

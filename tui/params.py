@@ -115,6 +115,7 @@ class ParamsPanel(VerticalScroll):
         self.errors: Dict[str, str] = {}
         self._parse_errors: Dict[str, str] = {}
         self._presets: Dict[str, Dict[str, Any]] = {}
+        self._marks: Dict[str, tuple] = {}  # the (changed, error) each field's marks show
 
     def compose(self) -> ComposeResult:
         yield Static("Parameters  [dim](* changed from the API default)[/]", classes="panel-title")
@@ -239,13 +240,19 @@ class ParamsPanel(VerticalScroll):
             self.errors.setdefault(error.field, str(error))
 
     def _refresh_marks(self) -> None:
+        """Mark changed and invalid fields. Only marks that changed are redrawn: each one takes a
+        layout pass of the whole screen, and this runs on every keystroke and send."""
         for field_ in FIELDS:
             name = field_.name
             changed = DEFAULTS.get(name) != self._values.get(name)
+            error = self.errors.get(name)
+            if self._marks.get(name) == (changed, error):
+                continue
+            self._marks[name] = (changed, error)
             label = self.query_one(f"#label-{name}", Label)
             label.update(f"{name} *" if changed else name)
             label.set_class(changed, "changed")
-            error = self.query_one(f"#error-{name}", Static)
-            error.update(self.errors.get(name, ""))
-            error.display = name in self.errors
-            self.query_one(f"#param-{name}").set_class(name in self.errors, "invalid")
+            error_view = self.query_one(f"#error-{name}", Static)
+            error_view.update(error or "")
+            error_view.display = error is not None
+            self.query_one(f"#param-{name}").set_class(error is not None, "invalid")

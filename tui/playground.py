@@ -20,7 +20,7 @@ from .generation import Generation, GenerationOwner
 from .screens import BranchChoice
 from .session import Session, Turn
 from .tokens import coloured
-from .widgets import CandidatesView, redraw
+from .widgets import CandidatesView, StreamText, follow, redraw
 
 
 class PlaygroundBuffer(TextArea):
@@ -47,6 +47,9 @@ class PlaygroundView(GenerationOwner, Vertical):
         yield PlaygroundBuffer(self.session.buffer, id="playground-buffer")
         with VerticalScroll(id="playground-output"):
             yield Static("", id="playground-completion")
+            # While a completion streams: drawn a line at a time, above a page of spare lines
+            # (see StreamText); the finished one is shown coloured above.
+            yield StreamText(classes="hidden", id="playground-live")
         yield Static("F5: generate · F6: accept · F7: reject · Esc: stop · ctrl+l: tokens",
                      id="playground-hint", classes="hint")
 
@@ -64,7 +67,7 @@ class PlaygroundView(GenerationOwner, Vertical):
     def buffer(self) -> str:
         return self.query_one("#playground-buffer", TextArea).text
 
-    def _show_pending(self, live: str = "", streaming: bool = False) -> None:
+    def _show_pending(self, live: str = "") -> None:
         completion = self.query_one("#playground-completion", Static)
         if self.pending is None and not live:
             completion.update(Text("(F5 generates a completion of the text above)", style="dim"))
@@ -78,7 +81,7 @@ class PlaygroundView(GenerationOwner, Vertical):
             text.append_text(coloured(tokens, log_probs))
         else:
             text.append(body, style="bold cyan")
-        redraw(completion, text, streaming)
+        redraw(completion, text)
 
     def generate(self, prefix: str = "") -> None:
         if self.generating:
@@ -101,6 +104,12 @@ class PlaygroundView(GenerationOwner, Vertical):
             self._candidates = CandidatesView(request.n)
             await output.mount(self._candidates)
         live = [self._prefix]
+        stream = self.query_one("#playground-live", StreamText)
+        stream.reserve = output.scrollable_content_region.height if request.n == 1 else 0
+        stream.clear()
+        stream.append(self.buffer[-200:], "dim")
+        stream.append(self._prefix, "bold cyan")
+        self._show_streaming(True)
 
         def on_text(index: int, text: str) -> None:
             if index == 0:
@@ -108,7 +117,10 @@ class PlaygroundView(GenerationOwner, Vertical):
             if not self.showing:
                 return
             if index == 0:
-                self._show_pending(live[0], streaming=True)
+                if stream.append(text):
+                    self.call_after_refresh(follow, output, stream, stream.line_count)
+                elif self._candidates is None:
+                    follow(output, stream, stream.line_count)
             if self._candidates is not None:
                 self._candidates.append(index, text)
 
@@ -122,11 +134,18 @@ class PlaygroundView(GenerationOwner, Vertical):
             if self.showing:
                 self._finish(generation, live[0])
 
+    def _show_streaming(self, streaming: bool) -> None:
+        self.query_one("#playground-completion").set_class(streaming, "hidden")
+        self.query_one("#playground-live").set_class(not streaming, "hidden")
+
     def _finish(self, generation: Generation, live: str) -> None:
+        self._show_streaming(False)
         if generation.error:
             self.app.notify(generation.error, title="request rejected", severity="error")
         elif self._candidates is not None and self.pending is not None:
             self._candidates.set_results(self.pending.completions(), 0)
+        if self._candidates is not None and generation.response is None:
+            self._candidates.finish()
         self._show_pending(live)
 
     def accept(self) -> None:
