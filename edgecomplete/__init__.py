@@ -22,6 +22,7 @@ from .models import (
     DEFAULT_MODEL,
     ModelError,
     ModelIntegrityError,
+    NoChatTemplateError,
     ModelNotPulledError,
     UnknownModelError,
 )
@@ -64,6 +65,7 @@ __all__ = [
     "InvalidRequest",
     "ModelError",
     "ModelIntegrityError",
+    "NoChatTemplateError",
     "ModelNotPulledError",
     "Prompt",
     "PromptItem",

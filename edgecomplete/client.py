@@ -17,7 +17,7 @@ from typing import Any, AsyncIterator, Dict, Iterator, List, Mapping, Optional, 
 
 from . import models
 from .completion import CompletionRequest, CompletionResponse, CompletionResponseStreamItem
-from .engine import Engine, Job, LlamaModel, on_llama_thread
+from .engine import Engine, Job, LlamaModel, check_context_options, on_llama_thread
 from .plan import GenerationPlan, plan_completion
 from .stream import StreamBuilder, fold, stream_items
 from .tokenization import DetokenizationRequest, DetokenizationResponse, TokenizationRequest, TokenizationResponse
@@ -47,7 +47,8 @@ class Client:
     files. A registered model that is not on this machine yet raises ModelNotPulledError, which
     names the command that fetches it.
 
-    context_length: KV-cache size per model (default: the model's trained context, at most 8192).
+    context_length: KV-cache size per model (default: the model's trained context, at most 8192);
+        at least max_sequences + 3 and at most the trained context (InvalidRequest otherwise).
     threads: CPU threads for llama.cpp (default: every CPU this process may use).
     max_sequences: sequences one model serves at once, the candidates of all running requests
         together (a single request may ask for at most this many: max(n, best_of)).
@@ -75,6 +76,7 @@ class Client:
         flash_attention: Optional[bool] = None,
         prefix_cache: bool = True,
     ) -> None:
+        check_context_options(context_length, max_sequences)  # before any model is loaded
         self._flash_attention = flash_attention
         self._prefix_cache = prefix_cache
         self._context_length = context_length
@@ -110,6 +112,7 @@ class Client:
             "trained_context_length": llama.trained_context_length,
             "vocab_size": llama.vocab_size,
             "max_sequences": llama.max_sequences,
+            "chat": self._chat_template(model) is not None,  # has a chat template (apply_chat_template)
         }
 
     def apply_chat_template(
@@ -118,10 +121,17 @@ class Client:
         """Render chat messages ({"role": "system" | "user" | "assistant", "content": ...}) in the
         model's own chat format (the GGUF's template, or the manifest's); the text is meant to be
         sent as is (`disable_optimizations=True` keeps its final newline)."""
-        llama = self.engine(model).model
-        fallback = None if models.is_gguf_path(model) else models.manifest(model).chat_template
+        template = self._chat_template(model)
+        if template is None:
+            raise models.NoChatTemplateError(
+                f"{model} has no chat template (a base model, not tuned for chat): complete text with it "
+                f"instead (the terminal UI's playground, `edgecomplete complete`)")
         pairs = [(m["role"], m["content"]) for m in messages]
-        return llama.apply_chat_template(pairs, llama.chat_template(fallback), add_generation_prompt)
+        return self.engine(model).model.apply_chat_template(pairs, template, add_generation_prompt)
+
+    def _chat_template(self, model: str) -> Optional[str]:
+        fallback = None if models.is_gguf_path(model) else models.manifest(model).chat_template
+        return self.engine(model).model.chat_template(fallback)
 
     def tokenize(self, request: TokenizationRequest, model: str) -> TokenizationResponse:
         """Tokens of a text, as the model's tokenizer splits it (no BOS)."""

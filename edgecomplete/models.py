@@ -39,6 +39,10 @@ class ModelNotPulledError(ModelError):
     """A registered model whose weights are not on this machine yet."""
 
 
+class NoChatTemplateError(ModelError, ValueError):
+    """The model has no chat template: a base model, which completes text but does not chat."""
+
+
 class ModelIntegrityError(ModelError):
     """The weights on disk are not the ones the manifest describes (truncated or corrupt)."""
 
@@ -297,4 +301,18 @@ def pull(
     finally:
         partial.unlink(missing_ok=True)
     _stamp_path(m).write_text(json.dumps({"sha256": m.sha256, **_file_identity(path)}))
+    return path
+
+
+def remove(name: str) -> Path:
+    """Delete the installed weights of model `name` and return their path. The verification
+    stamp goes first, so an interrupted removal leaves either the whole model (checked again on
+    its next use) or nothing; leftovers of interrupted pulls go too."""
+    m = manifest(name)
+    path = model_path(m)
+    if not path.exists():
+        raise ModelNotPulledError(f"model {m.name!r} is not installed ({path} does not exist); nothing to remove")
+    _stamp_path(m).unlink(missing_ok=True)
+    path.unlink()
+    path.with_name(path.name + ".partial").unlink(missing_ok=True)
     return path

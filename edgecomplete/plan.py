@@ -83,6 +83,18 @@ def tokenize_prompt(prompt: Prompt, model: ModelFacts) -> List[int]:
     return tokens
 
 
+def is_greedy(request: CompletionRequest) -> bool:
+    """Whether every candidate takes the most likely token at each step (temperature 0, top_k
+    <= 1, top_p 0; the C sampler's rule): such a request draws no random numbers, so its seed
+    does not matter and all its candidates are alike."""
+    return request.temperature == 0 and request.top_k <= 1 and request.top_p == 0
+
+
+def fresh_seed() -> int:
+    """The seed of a request that has none (any integer is a valid seed)."""
+    return secrets.randbits(63)
+
+
 def _exception_tokens(request: CompletionRequest, model: ModelFacts) -> Tuple[int, ...]:
     """Tokens never penalised: each penalty exception tokenized as is and with a leading space,
     plus the stop sequences' tokens unless penalty_exceptions_include_stop_sequences is False."""
@@ -119,7 +131,7 @@ def plan_completion(request: CompletionRequest, model: ModelFacts) -> Generation
     penalty_context: List[int] = model.tokenize(request.penalty_bias) if request.penalty_bias else []
     if request.repetition_penalties_include_prompt:
         penalty_context += prompt_tokens
-    seed = request.seed if request.seed is not None else secrets.randbits(63)
+    seed = request.seed if request.seed is not None else fresh_seed()
     ranked = (request.best_of or 1) > 1
     base = SamplerConfig(
         temperature=float(request.temperature),

@@ -105,44 +105,46 @@ def stream_items(
     yield builder.summary()
 
 
+def fold_result(items: Iterable[CompletionResponseStreamItem]) -> CompletionResult:
+    """One completion from its own stream items (its StreamChunks and its StreamSummary)."""
+    chunks: List[StreamChunk] = []
+    reason: Optional[str] = None
+    for item in items:
+        if isinstance(item, StreamChunk):
+            chunks.append(item)
+        elif isinstance(item, StreamSummary):
+            reason = item.finish_reason
+    raws = [c.raw_completion for c in chunks if c.raw_completion is not None]
+    tokens = [c.completion_tokens for c in chunks if c.completion_tokens is not None]
+    log_probs = [c.log_probs for c in chunks if c.log_probs is not None]
+    return CompletionResult(
+        log_probs=[entry for part in log_probs for entry in part] if log_probs else None,
+        completion="".join(c.completion for c in chunks),
+        completion_tokens=[token for part in tokens for token in part] if tokens else None,
+        raw_completion="".join(raws) if raws else None,
+        finish_reason=reason,
+    )
+
+
 def fold(items: Iterable[CompletionResponseStreamItem]) -> CompletionResponse:
     """The CompletionResponse that a stream adds up to."""
-    texts: Dict[int, List[str]] = {}
-    raws: Dict[int, List[str]] = {}
-    tokens: Dict[int, List[str]] = {}
-    log_probs: Dict[int, List[dict]] = {}
-    reasons: Dict[int, str] = {}
+    own: Dict[int, List[CompletionResponseStreamItem]] = {}  # each completion's items
+    ended: List[int] = []
     model_version = ""
     summary: Optional[CompletionSummary] = None
     for item in items:
-        if isinstance(item, StreamChunk):
-            texts.setdefault(item.index, []).append(item.completion)
-            if item.raw_completion is not None:
-                raws.setdefault(item.index, []).append(item.raw_completion)
-            if item.completion_tokens is not None:
-                tokens.setdefault(item.index, []).extend(item.completion_tokens)
-            if item.log_probs is not None:
-                log_probs.setdefault(item.index, []).extend(item.log_probs)
-        elif isinstance(item, StreamSummary):
-            reasons[item.index] = item.finish_reason
+        if isinstance(item, (StreamChunk, StreamSummary)):
+            own.setdefault(item.index, []).append(item)
+        if isinstance(item, StreamSummary):
+            ended.append(item.index)
             model_version = item.model_version
         elif isinstance(item, CompletionSummary):
             summary = item
     if summary is None:
         raise RuntimeError("the completion stream ended without its CompletionSummary")
-    completions = [
-        CompletionResult(
-            log_probs=log_probs.get(index),
-            completion="".join(texts.get(index, [])),
-            completion_tokens=tokens.get(index),
-            raw_completion="".join(raws[index]) if index in raws else None,
-            finish_reason=reasons[index],
-        )
-        for index in sorted(reasons)
-    ]
     return CompletionResponse(
         model_version=model_version,
-        completions=completions,
+        completions=[fold_result(own[index]) for index in sorted(ended)],
         num_tokens_prompt_total=summary.num_tokens_prompt_total,
         num_tokens_generated=summary.num_tokens_generated,
         optimized_prompt=summary.optimized_prompt,

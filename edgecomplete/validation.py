@@ -164,6 +164,16 @@ def candidates(request: CompletionRequest) -> int:
     return max(request.n, request.best_of or 1)
 
 
+def check_sequences(request: CompletionRequest, max_sequences: int) -> None:
+    """The candidates a request generates fit the engine's sequence limit."""
+    wanted = candidates(request)
+    if wanted > max_sequences:
+        field = "best_of" if (request.best_of or 0) > request.n else "n"
+        raise InvalidRequest(
+            field, f"{wanted} candidates requested; the engine's sequence limit is {max_sequences} (max(n, best_of))"
+        )
+
+
 def check_against_model(
     request: CompletionRequest,
     *,
@@ -176,11 +186,7 @@ def check_against_model(
     """The rules that depend on the model; prompt_length is the tokenized prompt's length."""
     r = request
     wanted = candidates(r)
-    if wanted > max_sequences:
-        field = "best_of" if (r.best_of or 0) > r.n else "n"
-        raise InvalidRequest(
-            field, f"{wanted} candidates requested; the engine's sequence limit is {max_sequences} (max(n, best_of))"
-        )
+    check_sequences(r, max_sequences)
     for position, item in enumerate(r.prompt.items):
         if isinstance(item, Image) and not has_vision:
             raise InvalidRequest(

@@ -16,7 +16,7 @@ def app_for(client, tmp_path):
 async def settle(pilot):
     """Wait for the model, and stop cursors blinking so screens render the same every time."""
     app = pilot.app
-    while not app.stats.context_length:
+    while not app.stats.context_length or app.focused is None:  # loaded, and the input focused
         await pilot.pause(0.02)
     for widget in app.query("Input, TextArea"):
         widget.cursor_blink = False

@@ -9,30 +9,39 @@ from __future__ import annotations
 
 import json
 import time
+from dataclasses import replace
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Dict, Iterable, Iterator, Optional
+from typing import Any, Dict, Iterable, Iterator, Optional, Tuple
 
-from textual import on, work
+from textual import events, on, work
 from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding
 from textual.containers import Horizontal
+from textual.screen import Screen
 from textual.widgets import Footer, Header, TabbedContent, TabPane
 
 from edgecomplete import DEFAULT_MODEL, AsyncClient, Client, CompletionRequest, Prompt, models
+from edgecomplete.plan import fresh_seed, is_greedy
 
-from .chat import ChatView
+from . import screens
+from .chat import ChatInput, ChatView
 from .config import Config, data_dir
 from .params import ParamsPanel
-from .playground import PlaygroundView
+from .playground import PlaygroundBuffer, PlaygroundView
 from .screens import BranchChoice, ModelPicker, TextPrompt, SessionPicker, TokenInspector
 from .session import Session
-from .store import Store
-from .widgets import StatsBar
+from .tokens import TokenView
+from .store import STORE_FILE, Store
+from .widgets import MessageView, StatsBar
 
 # The UI's starting values where the API's default does not suit a conversation: replies of
 # bounded length (an unlimited maximum_tokens also reserves the whole context for every reply).
 UI_DEFAULTS: Dict[str, Any] = {"maximum_tokens": 512}
+PANEL_MIN_WIDTH = 110  # columns: narrower, the parameter panel starts hidden (ctrl+t shows it)
+# A chat samples (ctrl+r gives another reply; several candidates differ); the API's default stays
+# greedy, and the panel marks this as changed from it.
+CHAT_DEFAULTS: Dict[str, Any] = {**UI_DEFAULTS, "temperature": 0.7}
 
 
 class EdgeCompleteApp(App):
@@ -44,38 +53,46 @@ class EdgeCompleteApp(App):
     # typed ahead of it have reached the focused input (the playground buffer binds f5-f7 itself,
     # over TextArea's own f6 and f7).
     BINDINGS = [
-        Binding("escape", "cancel", "stop", id="cancel"),
-        Binding("ctrl+r", "regenerate", "regenerate", id="regenerate"),
-        Binding("f4", "edit", "edit last", id="edit"),
-        Binding("f5", "generate", "generate", id="generate"),
-        Binding("f6", "accept", "accept", id="accept"),
-        Binding("f7", "reject", "reject", id="reject"),
-        Binding("ctrl+l", "inspect", "tokens", id="inspect"),
+        Binding("escape", "cancel", "stop", show=False, id="cancel"),
+        Binding("ctrl+r", "regenerate", "regenerate", show=False, id="regenerate"),
+        Binding("f4", "edit", "edit last", show=False, id="edit"),
+        Binding("f5", "generate", "generate", show=False, id="generate"),
+        Binding("f6", "accept", "accept", show=False, id="accept"),
+        Binding("f7", "reject", "reject", show=False, id="reject"),
+        Binding("ctrl+l", "inspect", "tokens", show=False, id="inspect"),
         Binding("ctrl+up", "choose(-1)", "previous candidate", show=False, id="choose_previous"),
         Binding("ctrl+down", "choose(1)", "next candidate", show=False, id="choose_next"),
-        Binding("ctrl+t", "toggle_params", "parameters", id="toggle_params"),
+        Binding("ctrl+t", "toggle_params", "params", id="toggle_params"),
         Binding("f2", "models", "models", id="models"),
         Binding("ctrl+o", "open_session", "open", id="open_session"),
         Binding("ctrl+n", "new_session", "new", id="new_session"),
         Binding("ctrl+s", "export", "export", id="export"),
         Binding("f8", "copy", "copy", id="copy"),
-        Binding("f3", "switch_mode", "chat/playground", id="switch_mode"),
+        Binding("f3", "switch_mode", "chat/play", id="switch_mode"),
+        Binding("ctrl+g", "continue", "continue", show=False, id="continue"),
+        Binding("ctrl+b", "toggle_markdown", "markdown/raw", show=False, id="toggle_markdown"),
     ]
 
     def __init__(self, model: Optional[str] = None, client: Optional[Client] = None,
                  data: Optional[Path] = None, config: Optional[Config] = None):
         super().__init__()
         self.config = config if config is not None else Config.load()
+        self.config.check_keymap(binding_ids())
+        self.binding_keys = {**default_keys(), **self.config.keymap}  # binding id -> its keys
         self.model = model or self.config.defaults.get("model", DEFAULT_MODEL)
         self.client = AsyncClient(client=client) if client is not None else AsyncClient()
         self.data = data or data_dir()
-        self.store = Store(self.data / "tui.sqlite3")
-        defaults = {**UI_DEFAULTS, **{k: v for k, v in self.config.defaults.items() if k != "model"}}
-        self.chat_session = self.store.latest("chat") or Session("chat", self.model, params=dict(defaults))
-        self.playground_session = self.store.latest("playground") or Session("playground", self.model,
-                                                                             params=dict(defaults))
+        self.store = Store(self.data / STORE_FILE)
+        configured = {k: v for k, v in self.config.defaults.items() if k != "model"}
+        self.chat_session = self.store.latest("chat") or Session(
+            "chat", self.model, params={**CHAT_DEFAULTS, **configured})
+        self.playground_session = self.store.latest("playground") or Session(
+            "playground", self.model, params={**UI_DEFAULTS, **configured})
         self._tabs: Optional[TabbedContent] = None  # the modes, once mounted
         self.last_export: Optional[Path] = None
+        self.markdown = True  # replies shown as Markdown (ctrl+b: raw text)
+        self._params_wanted = True  # the parameter panel, where there is room (ctrl+t hides it)
+        self.can_chat = True  # the model has a chat template (known once it is loaded)
         self.stats_bar = StatsBar(id="stats")
         self.stats = self.stats_bar.stats
 
@@ -97,8 +114,11 @@ class EdgeCompleteApp(App):
         self._tabs = self.query_one(TabbedContent)
         if self.config.keymap:
             self.set_keymap(self.config.keymap)
+        for problem in self.config.problems:
+            self.notify(problem, title="configuration", severity="error", timeout=20)
         self.query_one(ParamsPanel).set_presets(self.store.presets())
-        self.query_one("#params").display = self.size.width >= 110
+        self.query_one("#params").display = self.size.width >= PANEL_MIN_WIDTH
+        self._show_context(self.chat_session)
         self.stats_bar.model = self.model
         self.sub_title = self.model
         self.query_one("#chat-input").focus()
@@ -108,6 +128,8 @@ class EdgeCompleteApp(App):
     async def load_model(self, model: str) -> None:
         """Load the model off the UI thread; an uninstalled one opens the model picker."""
         self.stats_bar.model = f"{model} (loading)"
+        if self.stats_bar.is_mounted:
+            self.stats_bar.show()
         try:
             info = await self.client.model_info(model)
         except models.ModelNotPulledError as error:
@@ -116,8 +138,13 @@ class EdgeCompleteApp(App):
             return
         self.model = model
         self.sub_title = model
-        self.stats.context_length = info["context_length"]
+        self.query_one(ParamsPanel).set_limits(info["max_sequences"])
+        self.can_chat = info["chat"]
         self.stats_bar.model = model
+        self.stats.context_length = info["context_length"]
+        self.stats_bar.show()  # at once, not at its next tick
+        if not self.can_chat:
+            self.notify(self.no_chat_message(), title="no chat with this model", severity="warning", timeout=15)
 
     # ---- the current mode -------------------------------------------------------------------------
 
@@ -143,7 +170,7 @@ class EdgeCompleteApp(App):
         self.refresh_bindings()
 
     _MODE_ACTIONS = {"generate": "playground", "accept": "playground", "reject": "playground",
-                     "edit": "chat", "choose": "chat"}
+                     "edit": "chat", "continue": "chat"}
 
     def check_action(self, action: str, parameters) -> Optional[bool]:
         """Keys of the other mode are hidden from the footer and do nothing."""
@@ -172,7 +199,15 @@ class EdgeCompleteApp(App):
             values["disable_optimizations"] = True
         if (values.get("n", 1) > 1 or (values.get("best_of") or 1) > 1) and values.get("log_probs") is None:
             values["log_probs"] = 0
-        return CompletionRequest(prompt=Prompt.from_text(""), **values)
+        request = CompletionRequest(prompt=Prompt.from_text(""), **values)
+        if request.seed is None and not is_greedy(request):
+            # The seed drawn is recorded with the request, so every sampled reply replays exactly.
+            request = replace(request, seed=fresh_seed())
+        return request
+
+    def no_chat_message(self) -> str:
+        return (f"{self.model} has no chat template: a base model, which completes text but was not "
+                f"tuned for chat. Use the Playground (F3), or pick a chat model (F2).")
 
     @contextmanager
     def steady_cursors(self) -> Iterator[None]:
@@ -197,9 +232,15 @@ class EdgeCompleteApp(App):
 
     def save_session(self, session: Session) -> None:
         session.model = self.model
-        if session is self.current:
-            session.params = self.query_one(ParamsPanel).changed()
+        panel = self.query(ParamsPanel)  # none while the app shuts down (a reply stopped by it)
+        if session is self.current and panel:
+            session.params = panel.first().changed()
         self.store.save(session)
+
+    def delete_preset(self, name: str) -> None:
+        self.store.delete_preset(name)
+        self.query_one(ParamsPanel).set_presets(self.store.presets())
+        self.notify(f"preset {name!r} deleted")
 
     def save_preset(self, name: str, params: Dict[str, Any]) -> None:
         self.store.save_preset(name, params)
@@ -209,7 +250,21 @@ class EdgeCompleteApp(App):
     # ---- actions -----------------------------------------------------------------------------------
 
     def action_cancel(self) -> None:
-        self.view.cancel()
+        """Stop the generation; with none, leave editing a message (F4) as it was."""
+        if not self.view.cancel() and self.mode == "chat":
+            self.view.cancel_edit()
+
+    def action_continue(self) -> None:
+        if self._in_mode("continue"):
+            self.view.continue_reply()
+
+    def action_toggle_markdown(self) -> None:
+        """Replies as Markdown (code blocks, lists, emphasis) or as their raw text (coloured by
+        probability where log-probs came back)."""
+        self.markdown = not self.markdown
+        for view in self.query(MessageView):
+            view.show()
+        self.notify("replies as Markdown" if self.markdown else "replies as raw text")
 
     def action_regenerate(self) -> None:
         if self.mode == "chat":
@@ -244,6 +299,19 @@ class EdgeCompleteApp(App):
     def action_toggle_params(self) -> None:
         panel = self.query_one("#params")
         panel.display = not panel.display
+        self._params_wanted = panel.display
+
+    def on_resize(self, event: events.Resize) -> None:
+        """The parameter panel shows where it leaves the conversation room (110 columns), unless
+        it was hidden (ctrl+t)."""
+        if self._tabs is not None:
+            self.screen_stack[0].query_one("#params").display = (
+                self._params_wanted and event.size.width >= PANEL_MIN_WIDTH)
+
+    def key_hint(self, *actions: Tuple[str, str]) -> str:
+        """"Enter: send · ctrl+j: newline ..." for (binding id, what it does) pairs, with the
+        keys as the keymap has them."""
+        return " · ".join(f"{_key_label(self.binding_keys.get(binding_id, '?'))}: {label}" for binding_id, label in actions)
 
     def action_switch_mode(self) -> None:
         self.show_mode("playground" if self.mode == "chat" else "chat")
@@ -280,7 +348,25 @@ class EdgeCompleteApp(App):
             if session_id is not None:
                 self.open_session(self.store.load(session_id))
 
-        self.push_screen(SessionPicker(self.store.sessions()), chosen)
+        self.push_screen(SessionPicker(self.store, self._session_changed), chosen)
+
+    def _session_changed(self, session_id: int, title: Optional[str]) -> None:
+        """A session renamed (title) or deleted (None) in the session list: the open one follows
+        (deleted, a new one takes its place)."""
+        main = self.screen_stack[0]
+        for session in (self.chat_session, self.playground_session):
+            if session.id != session_id:
+                continue
+            if title is not None:
+                session.title = title
+                continue
+            new = Session(session.kind, self.model, params=dict(session.params))
+            if session.kind == "chat":
+                self.chat_session = new
+                main.query_one(ChatView).show_session(new)
+            else:
+                self.playground_session = new
+                main.query_one(PlaygroundView).show_session(new)
 
     def open_session(self, session: Session) -> None:
         if session.kind == "chat":
@@ -291,13 +377,28 @@ class EdgeCompleteApp(App):
             self.query_one(PlaygroundView).show_session(session)
         self.show_mode(session.kind)
         self.query_one(ParamsPanel).set_values(session.params)
+        self._show_context(session)
         if session.model != self.model:
             self.load_model(session.model)
+
+    def _show_context(self, session: Session) -> None:
+        """The stats bar's context gauge: what the session's last reply had in use."""
+        if self.stats.running:
+            return
+        last = next((t for t in reversed(session.turns) if t.response), None)
+        response = last.response if last is not None else {}
+        self.stats.prompt_tokens = response.get("num_tokens_prompt_total", 0) // max(len(last.completions()) if last else 1, 1)
+        self.stats.generated = response.get("num_tokens_generated", 0)
+        self.stats.first_chunk = self.stats.finished = None
+        if self.stats_bar.is_mounted:
+            self.stats_bar.show()
 
     async def action_new_session(self) -> None:
         """A new conversation or playground; one being generated is stopped first (as with Esc)."""
         await self.view.stop()
-        session = Session(self.mode, self.model, params=self.query_one(ParamsPanel).changed())
+        panel = self.query_one(ParamsPanel)
+        panel.sync()  # the controls as they are (a value typed just before may not have been read)
+        session = Session(self.mode, self.model, params=panel.changed())
         self.open_session(session)
 
     def action_export(self) -> None:
@@ -321,8 +422,15 @@ class EdgeCompleteApp(App):
 
         self.push_screen(TextPrompt("Import a session exported as JSON", "path/to/file.json"), chosen)
 
-    def import_session(self, path: Path) -> Session:
-        session = Session.from_json(json.loads(path.read_text(encoding="utf-8")))
+    def import_session(self, path: Path) -> Optional[Session]:
+        """Open a session exported as JSON; a file that is missing or not such an export is named
+        in a message, and nothing changes."""
+        try:
+            session = Session.from_json(json.loads(path.read_text(encoding="utf-8")))
+        except (OSError, UnicodeDecodeError, ValueError) as error:
+            reason = error.strerror if isinstance(error, OSError) and error.strerror else str(error)
+            self.notify(f"{path}: {reason}", title="import failed", severity="error")
+            return None
         self.store.save(session)
         self.open_session(session)
         self.notify(f"imported {session.display_title()!r}", title="import")
@@ -344,11 +452,20 @@ class EdgeCompleteApp(App):
     def get_system_commands(self, screen) -> Iterable[SystemCommand]:
         yield from super().get_system_commands(screen)
         commands = [
+            ("Stop", "Stop the reply or completion being generated", self.action_cancel),
             ("Regenerate", "Generate the last reply / completion again", self.action_regenerate),
+            ("Continue reply", "Go on with the last reply where it was cut or stopped", self.action_continue),
+            ("Generate (playground)", "Complete the playground's text", self.action_generate),
+            ("Accept completion", "Append the pending completion to the playground's text", self.action_accept),
+            ("Reject completion", "Drop the pending completion", self.action_reject),
+            ("Next candidate", "Make the next candidate the reply / completion", lambda: self.action_choose(1)),
+            ("Previous candidate", "Make the previous candidate the reply / completion",
+             lambda: self.action_choose(-1)),
+            ("Markdown / raw text", "Show replies as Markdown or as their raw text", self.action_toggle_markdown),
             ("Edit last message", "Put the last message back in the input", self.action_edit),
             ("Inspect tokens", "Probabilities and alternatives; branch from a token", self.action_inspect),
             ("Models", "Pick or pull a model", self.action_models),
-            ("Open session", "Reopen a saved conversation or playground", self.action_open_session),
+            ("Open session", "Reopen, search, rename or delete saved sessions", self.action_open_session),
             ("New session", "Start a new conversation or playground", self.action_new_session),
             ("Export session", "Markdown and JSON with the exact requests and responses", self.action_export),
             ("Import session", "Open a session exported as JSON", self.action_import),
@@ -365,6 +482,25 @@ class EdgeCompleteApp(App):
             if session.turns or session.buffer:
                 self.store.save(session)
         self.store.close()
+
+
+def default_keys() -> Dict[str, str]:
+    """Every key binding of the app, its views and its dialogs, by id (the ids [keymap] may
+    name): its keys as declared."""
+    classes = [EdgeCompleteApp, ChatInput, PlaygroundBuffer, TokenView, *(
+        value for value in vars(screens).values() if isinstance(value, type) and issubclass(value, Screen))]
+    return {binding.id: binding.key for cls in classes for binding in cls.BINDINGS
+            if isinstance(binding, Binding) and binding.id}
+
+
+def binding_ids() -> Iterable[str]:
+    return default_keys().keys()
+
+
+def _key_label(keys: str) -> str:
+    """The first of a binding's keys as people write it: Enter, Esc, F4, ctrl+j."""
+    key = keys.split(",")[0].strip()
+    return {"enter": "Enter", "escape": "Esc", "tab": "Tab"}.get(key, key.upper() if len(key) <= 3 and key.startswith("f") else key)
 
 
 def main(model: Optional[str] = None) -> None:

@@ -4,7 +4,7 @@ edit-and-resend, cancel, candidates side by side, branching from a token."""
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from typing import Optional
+from typing import Any, Dict, List, Mapping, Optional
 
 from textual import events, on, work
 from textual.app import ComposeResult
@@ -17,7 +17,7 @@ from edgecomplete import CompletionRequest, Prompt
 
 from .generation import Generation, GenerationOwner
 from .screens import BranchChoice
-from .session import Session, Turn
+from .session import Session, Turn, with_prefix
 from .widgets import CandidatesView, LiveReply, MessageView, follow
 
 
@@ -30,8 +30,8 @@ class ChatInput(TextArea):
     as the key arrives, ahead of the characters still queued for this input)."""
 
     BINDINGS = [
-        Binding("enter", "submit", "send", id="send"),
-        Binding("ctrl+j,shift+enter", "newline", "newline", id="newline"),
+        Binding("enter", "submit", "send", show=False, id="send"),
+        Binding("ctrl+j,shift+enter", "newline", "newline", show=False, id="newline"),
     ]
 
     @dataclass
@@ -52,6 +52,30 @@ class ChatInput(TextArea):
         self.insert("\n")
 
 
+@dataclass
+class Continuation:
+    """Where a reply starts: after `text` (a branch or a continued reply, with the `tokens` and
+    `log_probs` it had), in place of `replaces`, answering `sent` (a message sent with it)."""
+
+    text: str = ""
+    tokens: Optional[List[str]] = None
+    log_probs: Optional[List[Mapping[str, float]]] = None
+    replaces: Optional[Turn] = None
+    sent: Optional[Turn] = None
+
+    @staticmethod
+    def branch(reply: Turn, choice: BranchChoice) -> "Continuation":
+        tokens, log_probs, i = reply.tokens() or [], reply.log_probs(), choice.token_index
+        kept = tokens[:i] + [choice.text]
+        return Continuation(text="".join(kept), tokens=kept,
+                            log_probs=log_probs[:i] + [log_probs[i]] if log_probs and i < len(log_probs) else None,
+                            replaces=reply)
+
+    def whole(self, response: Dict[str, Any]) -> Dict[str, Any]:
+        """The response as the whole reply: what the reply started from in front of it."""
+        return with_prefix(response, self.text, self.tokens, self.log_probs) if self.text else response
+
+
 class ChatView(GenerationOwner, Vertical):
     """The conversation of a chat Session."""
 
@@ -61,15 +85,18 @@ class ChatView(GenerationOwner, Vertical):
         self.generation: Optional[Generation] = None
         self._live: Optional[LiveReply] = None  # the reply being streamed
         self._candidates: Optional[CandidatesView] = None
+        self.editing: Optional[int] = None  # the index of the user message being edited (F4)
 
     def compose(self) -> ComposeResult:
         yield Input(self.session.system_prompt, placeholder="system prompt (optional)", id="system-prompt")
         yield VerticalScroll(id="chat-log")
-        yield Static("Enter: send · ctrl+j: newline · Esc: stop · ctrl+r: regenerate · F4: edit · ctrl+l: tokens",
-                     id="chat-hint", classes="hint")
+        yield Static("", id="chat-hint", classes="hint")
         yield ChatInput(id="chat-input")
 
     def on_mount(self) -> None:
+        self.query_one("#chat-hint", Static).update(self.app.key_hint(
+            ("send", "send"), ("newline", "newline"), ("cancel", "stop"), ("regenerate", "regenerate"),
+            ("edit", "edit"), ("continue", "continue"), ("inspect", "tokens")))
         self.show_session(self.session)
 
     # ---- showing --------------------------------------------------------------------------------
@@ -79,6 +106,8 @@ class ChatView(GenerationOwner, Vertical):
         self.session.system_prompt = event.value
 
     def show_session(self, session: Session) -> None:
+        if session is not self.session:
+            self.editing = None
         self.session = session
         self.query_one("#system-prompt", Input).value = session.system_prompt
         log = self.query_one("#chat-log", VerticalScroll)
@@ -89,6 +118,7 @@ class ChatView(GenerationOwner, Vertical):
         last = session.turns[-1] if session.turns else None
         if last is not None and len(last.completions()) > 1:
             self._show_candidates(last)
+        self._show_editing()
         log.scroll_end(animate=False)
 
     def _show_candidates(self, turn: Turn) -> None:
@@ -101,30 +131,49 @@ class ChatView(GenerationOwner, Vertical):
 
     @on(ChatInput.Submitted)
     async def _submitted(self, event: ChatInput.Submitted) -> None:
-        """Send the message. During a reply, Enter stops the reply (it stays as far as it got,
-        as with Esc) and sends."""
+        """Send the message (in place of the one being edited, after F4). During a reply, Enter
+        stops the reply (it stays as far as it got, as with Esc) and sends. A request the panel
+        refuses changes nothing: the text stays in the input."""
         text = event.text.strip()
         if not text:
             return
-        self.query_one(ChatInput).clear()
         await self.stop()
-        self.session.turns.append(Turn("user", text))
-        self.query_one("#chat-log").mount(MessageView(self.session.turns[-1], len(self.session.turns) - 1))
-        self.app.save_session(self.session)
-        self.start()
-
-    def start(self, partial: str = "") -> None:
-        """Generate the assistant's reply to the conversation (continuing `partial`)."""
+        if not self.app.can_chat:
+            self.app.notify(self.app.no_chat_message(), title="no chat with this model", severity="warning")
+            return
         request = self.app.build_request(chat=True)
         if request is None:
             return
-        self._worker = self._generate(request, partial)
+        self.query_one(ChatInput).clear()
+        if self.editing is not None:
+            del self.session.turns[self.editing:]
+            self.editing = None
+            self.show_session(self.session)
+        sent = Turn("user", text)
+        self.session.turns.append(sent)
+        self.query_one("#chat-log").mount(MessageView(sent, len(self.session.turns) - 1))
+        self.app.save_session(self.session)
+        self._worker = self._generate(request, Continuation(sent=sent))
+
+    def start(self, continuation: Optional["Continuation"] = None) -> bool:
+        """Generate the assistant's reply to the conversation as it is (continuing
+        `continuation`, if given). Returns whether it started (the panel may refuse)."""
+        request = self.app.build_request(chat=True)
+        if request is None:
+            return False
+        self._worker = self._generate(request, continuation or Continuation())
+        return True
 
     @work(exclusive=True, group="generation")
-    async def _generate(self, base: CompletionRequest, partial: str) -> None:
+    async def _generate(self, base: CompletionRequest, continuation: "Continuation") -> None:
+        partial = continuation.text
         messages = [{"role": "system", "content": self.session.system_prompt}] if self.session.system_prompt else []
         messages += [{"role": t.role, "content": t.content} for t in self.session.turns]
-        prompt = await self.app.client.apply_chat_template(self.app.model, messages) + partial
+        try:
+            prompt = await self.app.client.apply_chat_template(self.app.model, messages) + partial
+        except ValueError as error:  # no chat template
+            self._undo(continuation, str(error))
+            return
         request = replace(base, prompt=Prompt.from_text(prompt))
         turn = Turn("assistant", partial, request=request.to_json())
         self.session.turns.append(turn)
@@ -159,31 +208,33 @@ class ChatView(GenerationOwner, Vertical):
             with self.app.steady_cursors():
                 await generation.run(self.app.client, self.app.stats, on_text)
         finally:
-            self._finish(turn, partial, generation)
+            self._finish(turn, continuation, generation)
 
     def _follow(self) -> None:
         """Keep the streaming reply's last line in view."""
         if self._live is not None:
             follow(self.query_one("#chat-log", VerticalScroll), self._live, self._live.text_bottom)
 
-    def _finish(self, turn: Turn, partial: str, generation: Generation) -> None:
-        """The reply as it ended: whole, stopped part-way (kept as far as it got), or rejected."""
+    def _finish(self, turn: Turn, continuation: "Continuation", generation: Generation) -> None:
+        """The reply as it ended: whole, stopped part-way (kept as far as it got, marked as
+        stopped), or rejected (the conversation as it was before: a message sent with it goes
+        back to the input, a reply it was to replace comes back)."""
         if generation.error:
             self.session.turns.remove(turn)
-        elif generation.response is not None:
-            turn.response = generation.response.to_json()
-            turn.content = partial + (generation.response.completions[0].completion or "")
+            if self.showing:
+                self._live.remove()
+                self._live = None
+            self._undo(continuation, generation.error)
+            return
+        if generation.response is not None:
+            turn.response = continuation.whole(generation.response.to_json())
+            turn.content = turn.completions()[0].get("completion") or ""
+        else:
+            turn.stopped = True
         self.app.save_session(self.session)
         if not self.showing:
             return
         live, self._live = self._live, None
-        if generation.error:
-            live.remove()
-            if self._candidates is not None:
-                self._candidates.remove()
-                self._candidates = None
-            self.app.notify(generation.error, title="request rejected", severity="error")
-            return
         log = self.query_one("#chat-log", VerticalScroll)
         log.mount(MessageView(turn, self.session.turns.index(turn)), before=live)
         live.remove()
@@ -193,43 +244,87 @@ class ChatView(GenerationOwner, Vertical):
         elif self._candidates is not None:
             self._candidates.finish()
 
+    def _undo(self, continuation: "Continuation", message: str) -> None:
+        """A request refused: the conversation as it was before it (a message sent with it goes
+        back to the input, a reply it was to replace comes back)."""
+        if continuation.sent is not None:
+            self.session.turns.remove(continuation.sent)
+        if continuation.replaces is not None:
+            self.session.turns.append(continuation.replaces)
+        self.app.save_session(self.session)
+        if not self.showing:
+            return
+        self.app.notify(message, title="request rejected", severity="error")
+        if continuation.sent is not None:
+            chat_input = self.query_one(ChatInput)
+            if not chat_input.text:
+                chat_input.load_text(continuation.sent.content)
+        self.show_session(self.session)
+
     def regenerate(self) -> None:
+        """A new reply in place of the last one. Nothing changes if the request is refused."""
         if self.generating:
             return
-        if self.session.turns and self.session.turns[-1].role == "assistant":
-            self.session.turns.pop()
-        if self.session.turns and self.session.turns[-1].role == "user":
-            self.show_session(self.session)
-            self.start()
+        turns = self.session.turns
+        replaced = turns[-1] if turns and turns[-1].role == "assistant" else None
+        asked = turns[:-1] if replaced else turns
+        if not asked or asked[-1].role != "user":
+            return
+        self._replace_last_reply(Continuation(replaces=replaced))
+
+    def continue_reply(self) -> None:
+        """Go on with the last reply where it ended (cut at maximum_tokens, or stopped)."""
+        reply = self.last_reply()
+        if reply is None or reply is not self.session.turns[-1] or self.generating:
+            return
+        self._replace_last_reply(Continuation(text=reply.content, tokens=reply.tokens(),
+                                              log_probs=reply.log_probs(), replaces=reply))
+
+    def _replace_last_reply(self, continuation: "Continuation") -> None:
+        if self.app.build_request(chat=True) is None:  # refused: the reply stays
+            return
+        if continuation.replaces is not None:
+            self.session.turns.remove(continuation.replaces)
+        self.show_session(self.session)
+        self.start(continuation)
 
     def edit_last_user_message(self) -> None:
-        """Put the last user message back in the input; the conversation from it on is removed,
-        so Enter resends it (edited)."""
+        """Put the last user message in the input to edit it. The conversation from it on is
+        dimmed, and replaced when the edited message is sent; Esc puts it back as it was."""
         if self.generating:
             return
         for index in range(len(self.session.turns) - 1, -1, -1):
             if self.session.turns[index].role == "user":
-                text = self.session.turns[index].content
-                del self.session.turns[index:]
-                self.show_session(self.session)
-                self.query_one(ChatInput).load_text(text)
-                self.query_one(ChatInput).focus()
-                self.app.save_session(self.session)
+                self.editing = index
+                chat_input = self.query_one(ChatInput)
+                chat_input.load_text(self.session.turns[index].content)
+                chat_input.focus()
+                self._show_editing()
                 return
+
+    def cancel_edit(self) -> bool:
+        """Esc while editing: the message and the replies after it stay as they were."""
+        if self.editing is None:
+            return False
+        self.editing = None
+        self.query_one(ChatInput).clear()
+        self._show_editing()
+        return True
+
+    def _show_editing(self) -> None:
+        for view in self.query(MessageView):
+            view.set_class(self.editing is not None and view.index >= self.editing, "replaced")
 
     def last_reply(self) -> Optional[Turn]:
         return next((t for t in reversed(self.session.turns) if t.role == "assistant"), None)
 
     def branch(self, choice: BranchChoice) -> None:
-        """Regenerate the last reply from one of its tokens, with an alternative in its place."""
+        """Regenerate the last reply from one of its tokens, with an alternative in its place:
+        the reply keeps everything before that token, with its tokens and log-probs."""
         reply = self.last_reply()
         if reply is None or reply is not self.session.turns[-1] or self.generating:
             return
-        tokens = reply.tokens() or []
-        partial = "".join(tokens[: choice.token_index]) + choice.text
-        self.session.turns.pop()
-        self.show_session(self.session)
-        self.start(partial)
+        self._replace_last_reply(Continuation.branch(reply, choice))
 
     def choose(self, step: int) -> None:
         """Make another candidate of the last reply the reply."""

@@ -49,7 +49,7 @@ class Generation:
     async def run(self, client: AsyncClient, stats: GenerationStats, on_text: Callable[[int, str], None]) -> None:
         prompt_text = self.request.prompt.items[0].text if self.request.prompt.items else ""
         counted = await client.tokenize(TokenizationRequest(prompt_text, tokens=False, token_ids=True), self.model)
-        stats.start(len(counted.token_ids or []))
+        stats.start(len(counted.token_ids or []), streamed=(self.request.best_of or 1) <= 1)
         try:
             if (self.request.best_of or 1) > 1:  # cannot stream: every candidate must end first
                 self.response = await client.complete(self.request, self.model)

@@ -16,7 +16,7 @@ from textual.message import Message
 from textual.widgets import Button, Checkbox, Input, Label, Select, Static
 
 from edgecomplete import CompletionRequest, InvalidRequest, Prompt
-from edgecomplete.validation import check_request
+from edgecomplete.validation import check_request, check_sequences
 
 _HINTS = typing.get_type_hints(CompletionRequest)
 FIELDS = [f for f in fields(CompletionRequest) if f.name != "prompt"]
@@ -116,11 +116,14 @@ class ParamsPanel(VerticalScroll):
         self._parse_errors: Dict[str, str] = {}
         self._presets: Dict[str, Dict[str, Any]] = {}
         self._marks: Dict[str, tuple] = {}  # the (changed, error) each field's marks show
+        self.max_sequences: Optional[int] = None  # the engine's limit, once a model is loaded
 
     def compose(self) -> ComposeResult:
-        yield Static("Parameters  [dim](* changed from the API default)[/]", classes="panel-title")
-        with Horizontal(id="preset-row"):
+        yield Static("Parameters [dim]* = not the API default[/]", classes="panel-title")
+        with Horizontal(id="preset-row", classes="preset-row"):
             yield Select([], prompt="preset", id="preset-select", allow_blank=True)
+            yield Button("Delete", id="preset-delete")
+        with Horizontal(id="preset-save-row", classes="preset-row"):
             yield Input(placeholder="preset name", id="preset-name")
             yield Button("Save", id="preset-save")
         order = COMMON + [f.name for f in FIELDS if f.name not in COMMON]
@@ -197,6 +200,12 @@ class ParamsPanel(VerticalScroll):
             self.set_values(self._presets[event.value])
             self.post_message(self.Changed(self))
 
+    @on(Button.Pressed, "#preset-delete")
+    def _preset_delete(self) -> None:
+        name = self.query_one("#preset-select", Select).value
+        if isinstance(name, str) and name in self._presets:
+            self.app.delete_preset(name)
+
     @on(Button.Pressed, "#preset-save")
     def _preset_save(self) -> None:
         name = self.query_one("#preset-name", Input).value.strip()
@@ -232,10 +241,19 @@ class ParamsPanel(VerticalScroll):
         self._refresh_marks()
         self.post_message(self.Changed(self))
 
+    def set_limits(self, max_sequences: int) -> None:
+        """The loaded model's engine limits, checked as values are typed."""
+        self.max_sequences = max_sequences
+        self._validate()
+        self._refresh_marks()
+
     def _validate(self) -> None:
         self.errors = dict(self._parse_errors)
         try:
-            check_request(CompletionRequest(prompt=Prompt.from_text(""), **self._values))
+            request = CompletionRequest(prompt=Prompt.from_text(""), **self._values)
+            check_request(request)
+            if self.max_sequences is not None:  # the loaded model's engine
+                check_sequences(request, self.max_sequences)
         except InvalidRequest as error:
             self.errors.setdefault(error.field, str(error))
 

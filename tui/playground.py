@@ -5,7 +5,7 @@ regenerate tries again."""
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import Optional
+from typing import List, Mapping, Optional
 
 from rich.text import Text
 from textual import on, work
@@ -18,9 +18,9 @@ from edgecomplete import CompletionRequest, Prompt
 
 from .generation import Generation, GenerationOwner
 from .screens import BranchChoice
-from .session import Session, Turn
+from .session import Session, Turn, with_prefix
 from .tokens import coloured
-from .widgets import CandidatesView, StreamText, follow, redraw
+from .widgets import CandidatesView, StreamText, follow, redraw, shown_tokens
 
 
 class PlaygroundBuffer(TextArea):
@@ -29,9 +29,9 @@ class PlaygroundBuffer(TextArea):
     typed before them has reached the buffer."""
 
     BINDINGS = [
-        Binding("f5", "app.generate", "generate", id="generate"),
-        Binding("f6", "app.accept", "accept", id="accept"),
-        Binding("f7", "app.reject", "reject", id="reject"),
+        Binding("f5", "app.generate", "generate", show=False, id="generate"),
+        Binding("f6", "app.accept", "accept", show=False, id="accept"),
+        Binding("f7", "app.reject", "reject", show=False, id="reject"),
     ]
 
 
@@ -50,8 +50,12 @@ class PlaygroundView(GenerationOwner, Vertical):
             # While a completion streams: drawn a line at a time, above a page of spare lines
             # (see StreamText); the finished one is shown coloured above.
             yield StreamText(classes="hidden", id="playground-live")
-        yield Static("F5: generate · F6: accept · F7: reject · Esc: stop · ctrl+l: tokens",
-                     id="playground-hint", classes="hint")
+        yield Static("", id="playground-hint", classes="hint")
+
+    def on_mount(self) -> None:
+        self.query_one("#playground-hint", Static).update(self.app.key_hint(
+            ("generate", "generate"), ("accept", "accept"), ("reject", "reject"), ("cancel", "stop"),
+            ("choose_next", "next candidate"), ("inspect", "tokens")))
 
     @on(TextArea.Changed, "#playground-buffer")
     def _buffer_changed(self, event: TextArea.Changed) -> None:
@@ -67,23 +71,26 @@ class PlaygroundView(GenerationOwner, Vertical):
     def buffer(self) -> str:
         return self.query_one("#playground-buffer", TextArea).text
 
-    def _show_pending(self, live: str = "") -> None:
+    def _show_pending(self) -> None:
         completion = self.query_one("#playground-completion", Static)
-        if self.pending is None and not live:
+        if self.pending is None:
             completion.update(Text("(F5 generates a completion of the text above)", style="dim"))
             return
         text = Text(self.buffer[-200:], style="dim")
-        tokens = self.pending.tokens() if self.pending else None
-        log_probs = self.pending.log_probs() if self.pending else None
-        body = self.pending.content if self.pending else live
-        if tokens and log_probs and "".join(tokens) == body[len(self._prefix):]:
-            text.append(self._prefix, style="bold cyan")
+        pending = self.pending
+        tokens, log_probs = shown_tokens(pending.tokens(), pending.content), pending.log_probs()
+        if tokens is not None and log_probs:
             text.append_text(coloured(tokens, log_probs))
         else:
-            text.append(body, style="bold cyan")
+            text.append(pending.content, style="bold cyan")
+        if pending.ending:
+            text.append(f"  ({pending.ending})", style="italic yellow")
         redraw(completion, text)
 
-    def generate(self, prefix: str = "") -> None:
+    def generate(self, prefix: str = "", tokens: Optional[List[str]] = None,
+                 log_probs: Optional[List[Mapping[str, float]]] = None) -> None:
+        """Complete the buffer (after `prefix`: a branch, with the `tokens` and `log_probs` that
+        made it, kept as part of the completion)."""
         if self.generating:
             return
         request = self.app.build_request(chat=False)
@@ -91,10 +98,12 @@ class PlaygroundView(GenerationOwner, Vertical):
             return
         self.session.buffer = self.buffer
         self.pending, self._prefix = None, prefix
-        self._worker = self._generate(replace(request, prompt=Prompt.from_text(self.buffer + prefix)))
+        self._worker = self._generate(replace(request, prompt=Prompt.from_text(self.buffer + prefix)),
+                                      tokens, log_probs)
 
     @work(exclusive=True, group="generation")
-    async def _generate(self, request: CompletionRequest) -> None:
+    async def _generate(self, request: CompletionRequest, tokens: Optional[List[str]],
+                        log_probs: Optional[List[Mapping[str, float]]]) -> None:
         generation = Generation(request, self.app.model)
         output = self.query_one("#playground-output", VerticalScroll)
         if self._candidates is not None:
@@ -129,24 +138,29 @@ class PlaygroundView(GenerationOwner, Vertical):
                 await generation.run(self.app.client, self.app.stats, on_text)
         finally:
             if generation.response is not None:
-                self.pending = Turn("assistant", self._prefix + (generation.response.completions[0].completion or ""),
-                                    request=request.to_json(), response=generation.response.to_json())
+                response = generation.response.to_json()
+                if self._prefix:
+                    response = with_prefix(response, self._prefix, tokens, log_probs)
+                self.pending = Turn("assistant", response["completions"][0].get("completion") or "",
+                                    request=request.to_json(), response=response)
+            elif not generation.error and live[0]:  # stopped: what came, to accept or reject
+                self.pending = Turn("assistant", live[0], request=request.to_json(), stopped=True)
             if self.showing:
-                self._finish(generation, live[0])
+                self._finish(generation)
 
     def _show_streaming(self, streaming: bool) -> None:
         self.query_one("#playground-completion").set_class(streaming, "hidden")
         self.query_one("#playground-live").set_class(not streaming, "hidden")
 
-    def _finish(self, generation: Generation, live: str) -> None:
+    def _finish(self, generation: Generation) -> None:
         self._show_streaming(False)
         if generation.error:
             self.app.notify(generation.error, title="request rejected", severity="error")
-        elif self._candidates is not None and self.pending is not None:
+        elif self._candidates is not None and generation.response is not None:
             self._candidates.set_results(self.pending.completions(), 0)
         if self._candidates is not None and generation.response is None:
             self._candidates.finish()
-        self._show_pending(live)
+        self._show_pending()
 
     def accept(self) -> None:
         if self.pending is None or self.generating:
@@ -166,7 +180,21 @@ class PlaygroundView(GenerationOwner, Vertical):
         self._show_pending()
 
     def branch(self, choice: BranchChoice) -> None:
+        """Complete again from one of the pending completion's tokens, with an alternative in its
+        place; the completion keeps everything before it, with its tokens and log-probs."""
         if self.pending is None or self.generating:
             return
-        tokens = self.pending.tokens() or []
-        self.generate(self._prefix + "".join(tokens[: choice.token_index]) + choice.text)
+        tokens, log_probs, i = self.pending.tokens() or [], self.pending.log_probs(), choice.token_index
+        kept = tokens[:i] + [choice.text]
+        self.generate("".join(kept), kept, log_probs[:i] + [log_probs[i]] if log_probs and i < len(log_probs) else None)
+
+    def choose(self, step: int) -> None:
+        """Make another candidate the pending completion (F6 accepts the chosen one)."""
+        pending = self.pending
+        if pending is None or len(pending.completions()) < 2 or self.generating:
+            return
+        pending.chosen = (pending.chosen + step) % len(pending.completions())
+        pending.content = pending.completions()[pending.chosen].get("completion") or ""
+        if self._candidates is not None:
+            self._candidates.set_results(pending.completions(), pending.chosen)
+        self._show_pending()

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import List, Mapping, Optional, Sequence, Tuple
+from typing import Callable, List, Mapping, Optional, Sequence, Tuple
 
 from textual import on, work
 from textual.app import ComposeResult
@@ -51,6 +51,9 @@ class ModelPicker(ModalScreen[Optional[str]]):
         option_list = self.query_one("#model-list", OptionList)
         option_list.clear_options()
         option_list.add_options(options)
+        names = [option.id for option in options]
+        option_list.highlighted = names.index(self.current) if self.current in names else 0
+        option_list.focus()
 
     @on(OptionList.OptionSelected, "#model-list")
     def _chosen(self, event: OptionList.OptionSelected) -> None:
@@ -86,27 +89,98 @@ class ModelPicker(ModalScreen[Optional[str]]):
 
 
 class SessionPicker(ModalScreen[Optional[int]]):
-    """Saved conversations and playground sessions, most recent first."""
+    """Saved conversations and playground sessions, most recent first; type to search their
+    titles and text. In the list: Enter opens, r (or F2) renames, Delete (or d) deletes after a
+    second press. `changed(session_id, title)` tells the app of a rename (the title) or a
+    deletion (None)."""
 
-    BINDINGS = [Binding("escape", "dismiss(None)", "close", id="close_dialog")]
+    BINDINGS = [
+        Binding("escape", "dismiss(None)", "close", id="close_dialog"),
+        Binding("r,f2", "rename", "rename", id="session_rename"),
+        Binding("delete,d", "delete", "delete", id="session_delete"),
+    ]
 
-    def __init__(self, sessions: Sequence[Tuple[int, str, str, str, float]]):
+    def __init__(self, store, changed: Callable[[int, Optional[str]], None]):
         super().__init__()
-        self.sessions = list(sessions)
+        self.store = store
+        self.changed = changed
+        self._armed: Optional[int] = None  # the session a first Delete asked about
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog"):
-            yield Label("Sessions  [dim](Enter: open · Esc: close)[/]")
-            options = [
-                Option(f"{kind:<10} {title}  [dim]{model} · {time.strftime('%Y-%m-%d %H:%M', time.localtime(updated))}[/]",
-                       id=str(session_id))
-                for session_id, kind, title, model, updated in self.sessions
-            ]
-            yield OptionList(*options, id="session-list")
+            yield Label("Sessions  [dim](type to search · Enter: open · r: rename · Delete: delete · Esc)[/]")
+            yield Input(placeholder="search titles and messages", id="session-search")
+            yield OptionList(id="session-list")
+            yield Static("", id="session-status")
+
+    def on_mount(self) -> None:
+        self.refresh_sessions()
+        self.query_one("#session-list").focus()
+
+    def refresh_sessions(self) -> None:
+        text = self.query_one("#session-search", Input).value.strip()
+        rows = self.store.search(text) if text else self.store.sessions()
+        option_list = self.query_one("#session-list", OptionList)
+        option_list.clear_options()
+        option_list.add_options([
+            Option(f"{kind:<10} {title}  [dim]{model} · {time.strftime('%Y-%m-%d %H:%M', time.localtime(updated))}[/]",
+                   id=str(session_id))
+            for session_id, kind, title, model, updated in rows])
+        if rows:
+            option_list.highlighted = 0
+        self.query_one("#session-status", Static).update("" if rows or not text else f"nothing matches {text!r}")
+
+    def _highlighted(self) -> Optional[Tuple[int, str]]:
+        option_list = self.query_one("#session-list", OptionList)
+        if option_list.highlighted is None or option_list.option_count == 0:
+            return None
+        session_id = int(option_list.get_option_at_index(option_list.highlighted).id)
+        title = next((row[2] for row in self.store.sessions() if row[0] == session_id), "")
+        return session_id, title
+
+    @on(Input.Changed, "#session-search")
+    def _search(self) -> None:
+        self.refresh_sessions()
+
+    @on(Input.Submitted, "#session-search")
+    def _open_first(self) -> None:
+        option_list = self.query_one("#session-list", OptionList)
+        if option_list.option_count:
+            self.dismiss(int(option_list.get_option_at_index(0).id))
 
     @on(OptionList.OptionSelected, "#session-list")
     def _chosen(self, event: OptionList.OptionSelected) -> None:
         self.dismiss(int(event.option.id))
+
+    def action_rename(self) -> None:
+        chosen = self._highlighted()
+        if chosen is None:
+            return
+        session_id, title = chosen
+
+        def renamed(new_title: Optional[str]) -> None:
+            if new_title:
+                self.store.rename(session_id, new_title)
+                self.changed(session_id, new_title)
+                self.refresh_sessions()
+
+        self.app.push_screen(TextPrompt(f"Rename {title!r}", title, value=title), renamed)
+
+    def action_delete(self) -> None:
+        chosen = self._highlighted()
+        if chosen is None:
+            return
+        session_id, title = chosen
+        status = self.query_one("#session-status", Static)
+        if self._armed != session_id:
+            self._armed = session_id
+            status.update(f"press Delete again to delete {title!r}")
+            return
+        self._armed = None
+        self.store.delete(session_id)
+        self.changed(session_id, None)
+        self.refresh_sessions()
+        status.update(f"deleted {title!r}")
 
 
 @dataclass
@@ -177,15 +251,16 @@ class TokenInspector(ModalScreen[Optional[BranchChoice]]):
 class TextPrompt(ModalScreen[Optional[str]]):
     BINDINGS = [Binding("escape", "dismiss(None)", "close", id="close_dialog")]
 
-    def __init__(self, title: str, placeholder: str = ""):
+    def __init__(self, title: str, placeholder: str = "", value: str = ""):
         super().__init__()
         self.title_text = title
         self.placeholder = placeholder
+        self.value = value
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog"):
             yield Label(self.title_text)
-            yield Input(placeholder=self.placeholder, id="path-input")
+            yield Input(self.value, placeholder=self.placeholder, id="path-input")
 
     @on(Input.Submitted, "#path-input")
     def _submitted(self, event: Input.Submitted) -> None:

@@ -21,6 +21,7 @@ class Turn:
     request: Optional[Dict[str, Any]] = None
     response: Optional[Dict[str, Any]] = None
     chosen: int = 0
+    stopped: bool = False  # stopped before its end (Esc, Enter, a new conversation)
 
     def completions(self) -> List[Mapping[str, Any]]:
         return list((self.response or {}).get("completions", []))
@@ -32,6 +33,31 @@ class Turn:
     def log_probs(self) -> Optional[List[Mapping[str, float]]]:
         completions = self.completions()
         return completions[self.chosen].get("log_probs") if completions else None
+
+    @property
+    def ending(self) -> Optional[str]:
+        """Why a reply ended short: "stopped", or "cut at maximum_tokens"; None if it ended."""
+        if self.stopped:
+            return "stopped"
+        completions = self.completions()
+        if completions and completions[self.chosen].get("finish_reason") == "maximum_tokens":
+            return "cut at maximum_tokens"
+        return None
+
+
+def with_prefix(response: Dict[str, Any], text: str, tokens: Optional[List[str]],
+                log_probs: Optional[List[Mapping[str, float]]]) -> Dict[str, Any]:
+    """A response generated after `text` (a branch point, a reply continued) as the whole reply:
+    every completion with the text in front, and the tokens and log-probs that made it."""
+    completions = []
+    for completion in response.get("completions", []):
+        completion = dict(completion, completion=text + (completion.get("completion") or ""))
+        if tokens is not None and completion.get("completion_tokens") is not None:
+            completion["completion_tokens"] = list(tokens) + list(completion["completion_tokens"])
+        if log_probs is not None and completion.get("log_probs") is not None:
+            completion["log_probs"] = list(log_probs) + list(completion["log_probs"])
+        completions.append(completion)
+    return dict(response, completions=completions)
 
 
 def mean_log_prob(log_probs: Optional[List[Mapping[str, float]]], tokens: Optional[List[str]]) -> Optional[float]:
@@ -72,24 +98,48 @@ class Session:
             "buffer": self.buffer,
             "turns": [
                 {"role": t.role, "content": t.content, "request": t.request, "response": t.response,
-                 "chosen": t.chosen}
+                 "chosen": t.chosen, "stopped": t.stopped}
                 for t in self.turns
             ],
         }
 
     @staticmethod
-    def from_json(data: Mapping[str, Any]) -> "Session":
-        if data.get("format") != EXPORT_FORMAT:
-            raise ValueError(f"not an edgecomplete session export (format {data.get('format')!r})")
+    def from_json(data: Any) -> "Session":
+        """A session from its JSON export; ValueError saying what is wrong with anything else."""
+        if not isinstance(data, Mapping) or data.get("format") != EXPORT_FORMAT:
+            found = data.get("format") if isinstance(data, Mapping) else type(data).__name__
+            raise ValueError(f"not an edgecomplete session export (format {found!r}, expected {EXPORT_FORMAT!r})")
+
+        def field_(mapping: Mapping, name: str, kind: Any, default: Any = None, where: str = "") -> Any:
+            value = mapping.get(name, default)
+            if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+                kinds = kind if isinstance(kind, tuple) else (kind,)
+                allowed = " or ".join("null" if k is type(None) else k.__name__ for k in kinds)
+                raise ValueError(f"{where}{name!r} must be {allowed}, got {type(value).__name__}")
+            return value
+
+        kind = field_(data, "kind", str)
+        if kind not in ("chat", "playground"):
+            raise ValueError(f"'kind' must be 'chat' or 'playground', got {kind!r}")
+        turns = []
+        for i, t in enumerate(field_(data, "turns", list, [])):
+            where = f"turns[{i}]: "
+            if not isinstance(t, Mapping):
+                raise ValueError(f"turns[{i}] must be an object")
+            role = field_(t, "role", str, where=where)
+            if role not in ("user", "assistant"):
+                raise ValueError(f"{where}'role' must be 'user' or 'assistant', got {role!r}")
+            turns.append(Turn(role, field_(t, "content", str, where=where), field_(t, "request", (dict, type(None)), where=where),
+                              field_(t, "response", (dict, type(None)), where=where), field_(t, "chosen", int, 0, where),
+                              field_(t, "stopped", bool, False, where)))
         return Session(
-            kind=data["kind"],
-            model=data["model"],
-            title=data.get("title", ""),
-            system_prompt=data.get("system_prompt", ""),
-            params=dict(data.get("params", {})),
-            buffer=data.get("buffer", ""),
-            turns=[Turn(t["role"], t["content"], t.get("request"), t.get("response"), t.get("chosen", 0))
-                   for t in data.get("turns", [])],
+            kind=kind,
+            model=field_(data, "model", str),
+            title=field_(data, "title", str, ""),
+            system_prompt=field_(data, "system_prompt", str, ""),
+            params=dict(field_(data, "params", dict, {})),
+            buffer=field_(data, "buffer", str, ""),
+            turns=turns,
         )
 
     def to_markdown(self) -> str:
@@ -100,6 +150,8 @@ class Session:
             lines += ["## Text", "", self.buffer, ""]
         for turn in self.turns:
             lines += [f"## {turn.role.capitalize()}", "", turn.content, ""]
+            if turn.ending:
+                lines += [f"_({turn.ending})_", ""]
             score = mean_log_prob(turn.log_probs(), turn.tokens())
             if score is not None:
                 lines += [f"_mean log-prob {score:.3f} (p ≈ {math.exp(score):.2f} per token)_", ""]

@@ -10,6 +10,8 @@ from typing import Any, Dict, List, Optional, Tuple
 
 from .session import Session, Turn
 
+STORE_FILE = "tui.sqlite3"  # in the data folder (tui.config.data_dir()): the UI's and `edgecomplete chat`'s
+
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS sessions (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -29,6 +31,7 @@ CREATE TABLE IF NOT EXISTS turns (
     request TEXT,
     response TEXT,
     chosen INTEGER NOT NULL,
+    stopped INTEGER NOT NULL DEFAULT 0,
     PRIMARY KEY (session_id, position)
 );
 CREATE TABLE IF NOT EXISTS presets (
@@ -53,6 +56,10 @@ class Store:
         self._db = sqlite3.connect(str(path))
         self._db.execute("PRAGMA foreign_keys = ON")
         self._db.executescript(SCHEMA)
+        columns = {row[1] for row in self._db.execute("PRAGMA table_info(turns)")}
+        if "stopped" not in columns:  # stores made before replies were marked as stopped
+            with self._db:
+                self._db.execute("ALTER TABLE turns ADD COLUMN stopped INTEGER NOT NULL DEFAULT 0")
 
     def close(self) -> None:
         self._db.close()
@@ -74,9 +81,9 @@ class Store:
                     "WHERE id=?", values + (session.id,))
             self._db.execute("DELETE FROM turns WHERE session_id=?", (session.id,))
             self._db.executemany(
-                "INSERT INTO turns (session_id, position, role, content, request, response, chosen) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?)",
-                [(session.id, i, t.role, t.content, _dump(t.request), _dump(t.response), t.chosen)
+                "INSERT INTO turns (session_id, position, role, content, request, response, chosen, stopped) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                [(session.id, i, t.role, t.content, _dump(t.request), _dump(t.response), t.chosen, t.stopped)
                  for i, t in enumerate(session.turns)])
         return session.id
 
@@ -87,9 +94,9 @@ class Store:
         if row is None:
             raise KeyError(f"no session {session_id}")
         kind, title, model, system_prompt, params, buffer = row
-        turns = [Turn(role, content, _load(request), _load(response), chosen)
-                 for role, content, request, response, chosen in self._db.execute(
-                     "SELECT role, content, request, response, chosen FROM turns WHERE session_id=? "
+        turns = [Turn(role, content, _load(request), _load(response), chosen, bool(stopped))
+                 for role, content, request, response, chosen, stopped in self._db.execute(
+                     "SELECT role, content, request, response, chosen, stopped FROM turns WHERE session_id=? "
                      "ORDER BY position", (session_id,))]
         return Session(kind=kind, model=model, title=title, system_prompt=system_prompt,
                        params=json.loads(params), turns=turns, buffer=buffer, id=session_id)
@@ -107,12 +114,37 @@ class Store:
         rows = self.sessions(kind)
         return self.load(rows[0][0]) if rows else None
 
+    def rename(self, session_id: int, title: str) -> None:
+        with self._db:
+            self._db.execute("UPDATE sessions SET title=? WHERE id=?", (title, session_id))
+
+    def delete(self, session_id: int) -> None:
+        with self._db:  # its turns go with it (ON DELETE CASCADE)
+            self._db.execute("DELETE FROM sessions WHERE id=?", (session_id,))
+
+    def search(self, text: str, kind: Optional[str] = None) -> List[Tuple[int, str, str, str, float]]:
+        """Sessions whose title, system prompt, buffer or any message contains `text` (case
+        folded), as `sessions()` lists them."""
+        pattern = "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        query = ("SELECT id, kind, title, model, updated FROM sessions s WHERE "
+                 "(title LIKE ?1 ESCAPE '\\' OR system_prompt LIKE ?1 ESCAPE '\\' OR buffer LIKE ?1 ESCAPE '\\' "
+                 "OR EXISTS (SELECT 1 FROM turns t WHERE t.session_id = s.id AND t.content LIKE ?1 ESCAPE '\\'))")
+        args: tuple = (pattern,)
+        if kind:
+            query += " AND kind=?2"
+            args = (pattern, kind)
+        return list(self._db.execute(query + " ORDER BY updated DESC, id DESC", args))
+
     # ---- presets -----------------------------------------------------------------------------
 
     def save_preset(self, name: str, params: Dict[str, Any]) -> None:
         with self._db:
             self._db.execute("INSERT OR REPLACE INTO presets (name, params) VALUES (?, ?)",
                              (name, json.dumps(params)))
+
+    def delete_preset(self, name: str) -> None:
+        with self._db:
+            self._db.execute("DELETE FROM presets WHERE name=?", (name,))
 
     def presets(self) -> Dict[str, Dict[str, Any]]:
         return {name: json.loads(params) for name, params in self._db.execute(

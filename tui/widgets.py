@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import os
 import time
 from dataclasses import dataclass
 from typing import List, Mapping, Optional, Sequence, Tuple, Union
@@ -12,6 +13,8 @@ from rich.cells import cell_len
 from rich.control import strip_control_codes
 from rich.segment import Segment
 from rich.style import Style
+from rich.console import Group
+from rich.markdown import Markdown
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical, VerticalScroll
@@ -36,10 +39,12 @@ class GenerationStats:
     finished: Optional[float] = None
     running: bool = False
 
-    def start(self, prompt_tokens: int) -> None:
+    streamed: bool = True  # best_of > 1 comes back whole: no time to first token
+
+    def start(self, prompt_tokens: int, streamed: bool = True) -> None:
         self.prompt_tokens, self.generated = prompt_tokens, 0
         self.started, self.first_chunk, self.finished = time.perf_counter(), None, None
-        self.running = True
+        self.running, self.streamed = True, streamed
 
     def chunk(self, tokens: int) -> None:
         if self.first_chunk is None:
@@ -52,13 +57,15 @@ class GenerationStats:
 
     @property
     def time_to_first_token(self) -> Optional[float]:
-        return None if self.first_chunk is None else self.first_chunk - self.started
+        return None if self.first_chunk is None or not self.streamed else self.first_chunk - self.started
 
     @property
     def tokens_per_second(self) -> Optional[float]:
+        end = self.finished or time.perf_counter()
+        if not self.streamed:  # every candidate's tokens, over the whole time
+            return self.generated / max(end - self.started, 1e-6) if self.finished and self.generated else None
         if self.first_chunk is None or self.generated < 2:
             return None
-        end = self.finished or time.perf_counter()
         return (self.generated - 1) / max(end - self.first_chunk, 1e-6)
 
 
@@ -114,11 +121,12 @@ class StatsBar(Static):
         rate = "–" if s.tokens_per_second is None else f"{s.tokens_per_second:.0f}"
         used = s.prompt_tokens + s.generated
         state = "generating" if s.running else "ready"
+        model = os.path.basename(self.model) or self.model  # a model given as a path: its file name
         if self.size.width >= 100:
-            text = (f"{self.model}  {state}  │ TTFT {ttft} │ {rate} tok/s │ prompt {s.prompt_tokens} │ "
+            text = (f"{model}  {state}  │ TTFT {ttft} │ {rate} tok/s │ prompt {s.prompt_tokens} │ "
                     f"generated {s.generated} │ ctx {gauge(used, s.context_length)} {used}/{s.context_length}")
         else:  # 80 columns
-            text = (f"{self.model} {'…' if s.running else '✓'}│TTFT {ttft}│{rate} tok/s│prompt {s.prompt_tokens}│"
+            text = (f"{model} {'…' if s.running else '✓'}│TTFT {ttft}│{rate} tok/s│prompt {s.prompt_tokens}│"
                     f"gen {s.generated}│ctx {gauge(used, s.context_length, 6)} {used}/{s.context_length}")
         self.update(text, layout=False)  # one line, always
 
@@ -135,19 +143,41 @@ class MessageView(Static, can_focus=True):
         self.show()
 
     def show(self) -> None:
-        """Show the turn as it is now."""
+        """Show the turn as it is now: an assistant reply as Markdown, or as its raw text
+        (coloured by token probability where it has log-probs), as the app shows replies."""
         turn = self.turn
         header = Text("you" if turn.role == "user" else "assistant", style="bold")
-        tokens, log_probs = turn.tokens(), turn.log_probs()
-        # Coloured when the reply is exactly its tokens (a trailing end-of-turn token shows too).
-        if turn.role == "assistant" and tokens and log_probs and "".join(tokens).startswith(turn.content):
+        tokens = shown_tokens(turn.tokens(), turn.content)
+        log_probs = turn.log_probs()
+        score = mean_log_prob(log_probs, turn.tokens())
+        if score is not None:
+            header.append(f"  mean log-prob {score:.2f}", style="dim")
+        if turn.ending:
+            header.append(f"  ({turn.ending})", style="italic yellow")
+        request = turn.request or {}
+        if request.get("seed") is not None:
+            header.append(f"  seed {request['seed']}", style="dim")  # the reply replays with it
+        if turn.role == "assistant" and getattr(self.app, "markdown", False):
+            body = Markdown(turn.content)
+        elif turn.role == "assistant" and tokens is not None and log_probs:
             body = coloured(tokens, log_probs)
         else:
             body = Text(turn.content)
-        score = mean_log_prob(log_probs, tokens)
-        if score is not None:
-            header.append(f"  mean log-prob {score:.2f}", style="dim")
-        redraw(self, Text.assemble(header, "\n", body))
+        redraw(self, Group(header, body))
+
+
+def shown_tokens(tokens: Optional[List[str]], content: str) -> Optional[List[str]]:
+    """The tokens that make `content`, without what the reply's text leaves out (a final
+    end-of-turn token); None if they do not make it."""
+    if not tokens:
+        return None
+    kept, length = [], 0
+    for token in tokens:
+        if length + len(token) > len(content):
+            break
+        kept.append(token)
+        length += len(token)
+    return kept if "".join(kept) == content else None
 
 
 class StreamText(Widget):

@@ -1,7 +1,7 @@
 """The engine: llama.cpp model and context (llama.py), the decode loop that serves every request
 in shared batches (loop.py), and the outboxes that carry each request's events (outbox.py)."""
 
-from .llama import LlamaModel
+from .llama import LlamaModel, check_context_options
 from .loop import (
     CandidatesDropped,
     Engine,
@@ -24,5 +24,6 @@ __all__ = [
     "SequenceFinished",
     "TokenEntry",
     "TokenSampled",
+    "check_context_options",
     "on_llama_thread",
 ]

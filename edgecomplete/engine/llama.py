@@ -13,33 +13,113 @@ import os
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import List, Optional, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import llama_cpp
 
 from ..models import ModelError
 from ..sampling import TOKEN_END_OF_GENERATION, TOKEN_SPECIAL, Vocabulary
+from ..validation import InvalidRequest
 
 DEFAULT_CONTEXT_LENGTH = 8192
 DEFAULT_MAX_SEQUENCES = 16
-BATCH_SIZE = 512
+BATCH_SIZE = 512  # tokens per llama_decode at most (fewer when the context is shorter)
 PREFIX_SLOTS = 2  # finished sequences whose KV cells are kept for reuse by a later prompt
+LLAMA_MAX_SEQ = 256  # llama.cpp's limit on sequence ids per context
 
 _backend_lock = threading.Lock()
 _backend_ready = False
+
+# llama.cpp's and ggml's log lines go to this logger, which has a NullHandler: they show only
+# where the application asks (logging configuration, or `edgecomplete ... --verbose`).
+NATIVE_LOG = "edgecomplete.llama_cpp"
+native_log = logging.getLogger(NATIVE_LOG)
+native_log.addHandler(logging.NullHandler())
+# ggml_log_level: 1 debug, 2 info, 3 warn, 4 error; 5 continues the previous line. (llama-cpp-
+# python's own callback still maps the older enum, so it printed warnings as errors.)
+_LOG_LEVELS = {1: logging.DEBUG, 2: logging.INFO, 3: logging.WARNING, 4: logging.ERROR}
+_last_log_level = logging.DEBUG
+
+
+@llama_cpp.llama_log_callback
+def _log_native(level: int, text: bytes, user_data) -> None:
+    global _last_log_level
+    level = _LOG_LEVELS.get(level, _last_log_level if level == 5 else logging.ERROR)
+    _last_log_level = level
+    if native_log.isEnabledFor(level):
+        message = text.decode("utf-8", "replace").rstrip("\n")
+        if message:
+            native_log.log(level, message)
 
 
 def _init_backend() -> None:
     global _backend_ready
     with _backend_lock:
         if not _backend_ready:
-            # llama-cpp-python routes llama.cpp's log through this logger; keep it to errors
-            # unless the user configured it.
-            native_log = logging.getLogger("llama-cpp-python")
-            if native_log.level == logging.NOTSET:
-                native_log.setLevel(logging.ERROR)
+            # Replaces llama-cpp-python's callback (set when llama_cpp was imported); the
+            # module-level _log_native keeps the ctypes callback alive.
+            llama_cpp.llama_log_set(_log_native, ctypes.c_void_p(0))
             llama_cpp.llama_backend_init()
             _backend_ready = True
+
+
+def sequence_ids(max_sequences: int) -> int:
+    """llama.cpp sequence ids a context needs: one per candidate, the retired sequence (see
+    LlamaModel.retire_sequence) and the prefix slots (see Engine: prefix reuse)."""
+    return max_sequences + 1 + PREFIX_SLOTS
+
+
+def check_context_options(context_length: Optional[int], max_sequences: int) -> None:
+    """Refuse what llama.cpp would abort on (it asserts rather than fails). Its batch is at most
+    the context length (causal attention needs no more), and the batch must hold one logits row
+    per sequence id: so the context must be at least as long as there are sequence ids."""
+    def is_int(value) -> bool:
+        return isinstance(value, int) and not isinstance(value, bool)
+
+    most = LLAMA_MAX_SEQ - sequence_ids(0)
+    if not is_int(max_sequences) or not 1 <= max_sequences <= most:
+        raise InvalidRequest("max_sequences", f"must be an integer in [1, {most}], got {max_sequences!r}")
+    least = sequence_ids(max_sequences)
+    if context_length is not None and (not is_int(context_length) or context_length < least):
+        raise InvalidRequest(
+            "context_length",
+            f"must be an integer >= {least}, got {context_length!r} (llama.cpp's batch, at most the "
+            f"context length, must hold a logits row per sequence: max_sequences {max_sequences} "
+            f"+ {sequence_ids(0)} the engine keeps)",
+        )
+
+
+def read_metadata(path: Path) -> Dict[str, str]:
+    """The key-value metadata of a GGUF file (general.name, <arch>.context_length,
+    tokenizer.chat_template, ...), read by llama.cpp without loading the weights; the
+    vocabulary arrays (tokenizer.ggml.*) are left out."""
+    _init_backend()
+    params = llama_cpp.llama_model_default_params()
+    params.vocab_only = True
+    model = llama_cpp.llama_model_load_from_file(str(path).encode(), params)
+    if not model:
+        raise ModelError(f"llama.cpp could not read {path} (not a GGUF model it supports)")
+    try:
+        metadata = {}
+        for i in range(llama_cpp.llama_model_meta_count(model)):
+            key = _meta_string(lambda buffer, size: llama_cpp.llama_model_meta_key_by_index(model, i, buffer, size))
+            if not key.startswith("tokenizer.ggml."):
+                metadata[key] = _meta_string(
+                    lambda buffer, size: llama_cpp.llama_model_meta_val_str_by_index(model, i, buffer, size))
+        return metadata
+    finally:
+        llama_cpp.llama_model_free(model)
+
+
+def _meta_string(read) -> str:
+    """A metadata string: `read(buffer, size)` returns its length, which may exceed the buffer."""
+    size = 256
+    while True:
+        buffer = ctypes.create_string_buffer(size)
+        n = read(buffer, size)
+        if n < size:
+            return buffer.value.decode("utf-8", "replace") if n >= 0 else ""
+        size = n + 1
 
 
 def default_threads() -> int:
@@ -74,6 +154,7 @@ class LlamaModel:
         max_sequences: int = DEFAULT_MAX_SEQUENCES,
         flash_attention: Optional[bool] = None,
     ):
+        check_context_options(context_length, max_sequences)
         _init_backend()
         self.path = Path(path)
         model_params = llama_cpp.llama_model_default_params()
@@ -83,17 +164,23 @@ class LlamaModel:
         self._vocab = llama_cpp.llama_model_get_vocab(self._model)
         self.vocab_size = llama_cpp.llama_vocab_n_tokens(self._vocab)
         self.trained_context_length = llama_cpp.llama_model_n_ctx_train(self._model)
+        if context_length is not None and context_length > self.trained_context_length:
+            llama_cpp.llama_model_free(self._model)
+            raise InvalidRequest(
+                "context_length",
+                f"must be at most {self.trained_context_length}, the context {self.path.name} was trained "
+                f"on, got {context_length}",
+            )
         wanted = context_length or min(DEFAULT_CONTEXT_LENGTH, self.trained_context_length)
         self.max_sequences = max_sequences
         self.threads = threads or default_threads()
 
         params = llama_cpp.llama_context_default_params()
         params.n_ctx = wanted
-        params.n_batch = BATCH_SIZE
-        params.n_ubatch = BATCH_SIZE
+        params.n_batch = params.n_ubatch = min(BATCH_SIZE, wanted)
         # Sequence ids: 0 .. max_sequences - 1 for candidates, then the retired sequence (see
         # retire_sequence), then the prefix slots (see Engine: prefix reuse).
-        params.n_seq_max = max_sequences + 1 + PREFIX_SLOTS
+        params.n_seq_max = sequence_ids(max_sequences)
         params.n_threads = self.threads
         params.n_threads_batch = self.threads
         params.kv_unified = True  # candidates share the prompt's cells
@@ -104,10 +191,12 @@ class LlamaModel:
         if not self._context:
             llama_cpp.llama_model_free(self._model)
             raise ModelError(f"llama.cpp could not create a context of {wanted} tokens for {self.path}")
-        self.context_length = llama_cpp.llama_n_ctx(self._context)
+        # llama.cpp rounds its cache up to a multiple of 256 cells; the context is what was asked.
+        self.context_length = min(wanted, llama_cpp.llama_n_ctx(self._context))
+        # Tokens per decode at most: llama.cpp asserts on a larger batch.
+        self.batch_size = llama_cpp.llama_n_batch(self._context)
         self._memory = llama_cpp.llama_get_memory(self._context)
-        self._batch_capacity = max(BATCH_SIZE, max_sequences)
-        self._batch = llama_cpp.llama_batch_init(self._batch_capacity, 0, 1)
+        self._batch = llama_cpp.llama_batch_init(self.batch_size, 0, 1)
 
         self.bos = llama_cpp.llama_vocab_bos(self._vocab)
         self.add_bos = bool(llama_cpp.llama_vocab_get_add_bos(self._vocab))
@@ -137,10 +226,11 @@ class LlamaModel:
         vocabulary.finalize()
         return vocabulary
 
-    def chat_template(self, fallback: Optional[str] = None) -> str:
-        """The GGUF's chat template; else `fallback` (a llama.cpp built-in name), else chatml."""
+    def chat_template(self, fallback: Optional[str] = None) -> Optional[str]:
+        """The GGUF's chat template; else `fallback` (a llama.cpp built-in name); None for a
+        model that has none (a base model)."""
         template = llama_cpp.llama_model_chat_template(self._model, None)
-        return template.decode("utf-8") if template else (fallback or "chatml")
+        return template.decode("utf-8") if template else fallback
 
     def apply_chat_template(self, messages: Sequence[Tuple[str, str]], template: str,
                             add_generation_prompt: bool = True) -> str:
@@ -186,8 +276,8 @@ class LlamaModel:
     def decode(self, entries: Sequence[BatchEntry]) -> int:
         """Evaluate one batch; returns the address of its logits: one float32 row of vocab_size
         per entry that asked for logits, in batch order. Valid until the next decode."""
-        if len(entries) > self._batch_capacity:
-            raise ValueError(f"batch of {len(entries)} entries, at most {self._batch_capacity}")
+        if len(entries) > self.batch_size:
+            raise ValueError(f"batch of {len(entries)} entries, at most {self.batch_size}")
         batch = self._batch
         for i, entry in enumerate(entries):
             batch.token[i] = entry.token

@@ -39,7 +39,7 @@ from typing import AsyncIterator, Callable, Dict, Iterable, Iterator, List, Opti
 
 from ..plan import GenerationPlan
 from ..sampling import END_OF_TEXT, STOP_SEQUENCE, Sampler, Sequence, StepResult
-from .llama import BATCH_SIZE, BatchEntry, LlamaModel
+from .llama import BatchEntry, LlamaModel
 from .outbox import CLOSED, Outbox
 
 # Prompt positions per batch when every position needs logits (echo with log_probs): bounds the
@@ -494,7 +494,7 @@ class Engine:
         decoding = [(r, c) for r in self._active if not r.prefilling and not self._paused(r) for c in r.live]
         entries = [BatchEntry(c.next_token, c.position, c.seq_id, True) for _, c in decoding]
         prefills: List[Tuple[_Request, int, int]] = []  # request, first position, tokens
-        budget = BATCH_SIZE - len(entries)
+        budget = self.model.batch_size - len(entries)
         for request in self._active:
             if budget <= 0:
                 break
@@ -502,7 +502,9 @@ class Engine:
                 continue
             prompt = request.plan.prompt_tokens
             score = self._scores_prompt(request.plan)
-            count = min(budget, len(prompt) - request.prefilled, ECHO_BATCH if score else BATCH_SIZE)
+            count = min(budget, len(prompt) - request.prefilled)
+            if score:
+                count = min(count, ECHO_BATCH)
             first = request.prefilled
             primary = request.candidates[0].seq_id
             for p in range(first, first + count):
