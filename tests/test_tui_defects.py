@@ -299,7 +299,8 @@ def test_a_base_model_does_not_chat(make_app):
         app = make_app(model="gemma-3-270m")
         async with app.run_test(size=(120, 36)) as pilot:
             await ready(pilot, app)
-            assert app.can_chat is False and "no chat template" in notes(app)
+            await wait_until(pilot, lambda: "no chat template" in notes(app), what="the notice")
+            assert app.can_chat is False
             chat_input = app.query_one("#chat-input")
             chat_input.focus()
             chat_input.load_text("Hi")

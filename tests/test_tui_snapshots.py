@@ -20,6 +20,11 @@ async def settle(pilot):
         await pilot.pause(0.02)
     for widget in app.query("Input, TextArea"):
         widget.cursor_blink = False
+        if isinstance(widget, TextArea):
+            # Its line cache does not tell a steady cursor from a blinked-off one: drawn again,
+            # the focused input shows its cursor every time.
+            widget._line_cache.clear()
+            widget.refresh()
     await pilot.pause(0.1)
 
 
