@@ -45,9 +45,14 @@ from .tokenization import (
     TokenizationRequest,
     TokenizationResponse,
 )
-from .validation import InvalidRequest
+from .plan import is_greedy, with_drawn_seed
+from .validation import InvalidRequest, check_request, check_sequences
 
 __all__ = [
+    "check_request",
+    "check_sequences",
+    "is_greedy",
+    "with_drawn_seed",
     "AsyncClient",
     "Client",
     "CompletionRequest",

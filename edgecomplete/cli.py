@@ -15,7 +15,7 @@ import os
 import signal
 import sys
 import typing
-from dataclasses import fields, replace
+from dataclasses import fields
 from typing import Any, Dict, List, Mapping, Optional
 
 from . import models
@@ -153,7 +153,7 @@ def _ensure_model(model: str) -> None:
 
 def _complete(args: argparse.Namespace) -> int:
     from .client import Client
-    from .plan import fresh_seed, is_greedy
+    from .plan import is_greedy, with_drawn_seed
     from .validation import check_request
 
     request = _request(args)
@@ -162,12 +162,10 @@ def _complete(args: argparse.Namespace) -> int:
     if args.stream and (request.best_of or 1) > 1:  # Client.complete_with_streaming's rule
         raise ValueError("--best-of cannot be streamed: every candidate must end before the best are "
                          "chosen; drop --stream or --best-of")
-    if is_greedy(request):
-        if many > 1:
-            print(f"edgecomplete: note: at temperature 0 (greedy) all {many} candidates are the same text; "
-                  "add --temperature (e.g. 0.8) for different ones", file=sys.stderr)
-    elif request.seed is None:  # drawn here so that --json can show it, and --seed replay it
-        request = replace(request, seed=fresh_seed())
+    if is_greedy(request) and many > 1:
+        print(f"edgecomplete: note: at temperature 0 (greedy) all {many} candidates are the same text; "
+              "add --temperature (e.g. 0.8) for different ones", file=sys.stderr)
+    request = with_drawn_seed(request)  # drawn here so that --json can show it, and --seed replay it
     _ensure_model(args.model)
     with Client(context_length=args.context_length, threads=args.threads) as client:
         if args.stream:

@@ -95,6 +95,14 @@ def fresh_seed() -> int:
     return secrets.randbits(63)
 
 
+def with_drawn_seed(request: CompletionRequest) -> CompletionRequest:
+    """The request with a fresh seed if it samples and has none: what the faces send, so the
+    seed is recorded with the request and the completion replays exactly."""
+    if request.seed is not None or is_greedy(request):
+        return request
+    return replace(request, seed=fresh_seed())
+
+
 def _exception_tokens(request: CompletionRequest, model: ModelFacts) -> Tuple[int, ...]:
     """Tokens never penalised: each penalty exception tokenized as is and with a leading space,
     plus the stop sequences' tokens unless penalty_exceptions_include_stop_sequences is False."""

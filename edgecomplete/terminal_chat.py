@@ -9,7 +9,6 @@ saved in the terminal UI's store as a chat session, so the UI lists it.
 from __future__ import annotations
 
 import sys
-from dataclasses import replace
 from typing import Any, Callable, Dict, List, Optional
 
 # A face like cli.py, whose conversations are the terminal UI's records.
@@ -20,7 +19,7 @@ from tui.store import STORE_FILE, Store
 from .client import Client
 from .completion import CompletionRequest, StreamChunk
 from .models import NoChatTemplateError
-from .plan import fresh_seed, is_greedy
+from .plan import with_drawn_seed
 from .prompt import Prompt
 from .stream import fold
 from .validation import check_request
@@ -128,7 +127,7 @@ class TerminalChat:
         prompt = self.client.apply_chat_template(self.model, messages)
         request = CompletionRequest(prompt=Prompt.from_text(prompt), disable_optimizations=True, tokens=True,
                                     **session.params)
-        return request if is_greedy(request) or request.seed is not None else replace(request, seed=fresh_seed())
+        return with_drawn_seed(request)
 
     def _reply(self) -> bool:
         """Stream the reply to the conversation so far and add it as a turn; False if refused.

@@ -35,6 +35,13 @@ def notes(app):
     return " | ".join(str(n.message) for n in app._notifications)
 
 
+async def refused(pilot, app):
+    """Until the engine's refusal has been shown and the generation has ended."""
+    await wait_until(pilot, lambda: "request rejected" in str([n.title for n in app._notifications]),
+                     what="the refusal")
+    await wait_until(pilot, lambda: not app.view.generating, what="the end")
+
+
 def test_a_refused_regenerate_changes_nothing(make_app):
     """ctrl+r with a request the panel or the engine refuses: the reply and its candidates stay
     (it used to delete them, and save the loss)."""
@@ -71,9 +78,7 @@ def test_a_refused_regenerate_changes_nothing(make_app):
             await pilot.pause(0.1)
             assert panel.valid
             await pilot.press("ctrl+r")
-            await wait_until(pilot, lambda: "request rejected" in str([n.title for n in app._notifications]),
-                             what="the engine's refusal")
-            await wait_until(pilot, lambda: not app.view.generating, what="the end")
+            await refused(pilot, app)
             assert [(t.role, t.content, json.dumps(t.response)) for t in app.chat_session.turns] == before
             assert saved_turns(app) == [t[:2] for t in before]
             assert len(app.query(MessageView)) == 2 and app.view._candidates is not None
@@ -90,9 +95,7 @@ def test_a_message_the_engine_refuses_leaves_no_orphan_turn(make_app):
             chat_input.focus()
             chat_input.load_text("Hello there")
             await pilot.press("enter")
-            await wait_until(pilot, lambda: "request rejected" in str([n.title for n in app._notifications]),
-                             what="the refusal")
-            await wait_until(pilot, lambda: not app.view.generating, what="the end")
+            await refused(pilot, app)
             assert app.chat_session.turns == []
             assert app.store.load(app.chat_session.id).turns == []
             assert chat_input.text == "Hello there"  # to send again, fixed
@@ -439,9 +442,12 @@ def test_the_panel_hides_when_the_terminal_narrows(make_app):
             await ready(pilot, app)
             panel = app.query_one("#params")
             assert panel.display
-            await pilot.pause(0.2)  # the footer as the focused input's bindings have it
-            footer = app.screen._compositor.render_strips()[-1].text  # the screen's last line
-            assert all(key in footer for key in ("f3", "f8", "^s", "^o", "f2")), footer  # none hidden at 120 columns
+            def footer() -> str:  # the screen's last line
+                return app.screen._compositor.render_strips()[-1].text
+
+            # None hidden at 120 columns (the footer is drawn again as focus settles).
+            await wait_until(pilot, lambda: all(key in footer() for key in ("f3", "f8", "^s", "^o", "f2")),
+                             timeout=5, what=f"the footer's keys, showing {footer()!r}")
             await pilot.resize_terminal(80, 24)
             await pilot.pause(0.1)
             assert not panel.display

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import replace
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Dict, Iterable, Iterator, Optional, Tuple
@@ -21,8 +20,7 @@ from textual.containers import Horizontal
 from textual.screen import Screen
 from textual.widgets import Footer, Header, TabbedContent, TabPane
 
-from edgecomplete import DEFAULT_MODEL, AsyncClient, Client, CompletionRequest, Prompt, models
-from edgecomplete.plan import fresh_seed, is_greedy
+from edgecomplete import DEFAULT_MODEL, AsyncClient, Client, CompletionRequest, Prompt, models, with_drawn_seed
 
 from . import screens
 from .chat import ChatInput, ChatView
@@ -199,11 +197,8 @@ class EdgeCompleteApp(App):
             values["disable_optimizations"] = True
         if (values.get("n", 1) > 1 or (values.get("best_of") or 1) > 1) and values.get("log_probs") is None:
             values["log_probs"] = 0
-        request = CompletionRequest(prompt=Prompt.from_text(""), **values)
-        if request.seed is None and not is_greedy(request):
-            # The seed drawn is recorded with the request, so every sampled reply replays exactly.
-            request = replace(request, seed=fresh_seed())
-        return request
+        # A sampled request gets its seed here: recorded with it, every reply replays exactly.
+        return with_drawn_seed(CompletionRequest(prompt=Prompt.from_text(""), **values))
 
     def no_chat_message(self) -> str:
         return (f"{self.model} has no chat template: a base model, which completes text but was not "
@@ -353,28 +348,24 @@ class EdgeCompleteApp(App):
     def _session_changed(self, session_id: int, title: Optional[str]) -> None:
         """A session renamed (title) or deleted (None) in the session list: the open one follows
         (deleted, a new one takes its place)."""
-        main = self.screen_stack[0]
         for session in (self.chat_session, self.playground_session):
             if session.id != session_id:
                 continue
             if title is not None:
                 session.title = title
                 continue
-            new = Session(session.kind, self.model, params=dict(session.params))
-            if session.kind == "chat":
-                self.chat_session = new
-                main.query_one(ChatView).show_session(new)
-            else:
-                self.playground_session = new
-                main.query_one(PlaygroundView).show_session(new)
+            self._put_session(Session(session.kind, self.model, params=dict(session.params)))
 
-    def open_session(self, session: Session) -> None:
+    def _put_session(self, session: Session) -> None:
+        """Make `session` its mode's session and show it there."""
         if session.kind == "chat":
             self.chat_session = session
-            self.query_one(ChatView).show_session(session)
         else:
             self.playground_session = session
-            self.query_one(PlaygroundView).show_session(session)
+        self.screen_stack[0].query_one(ChatView if session.kind == "chat" else PlaygroundView).show_session(session)
+
+    def open_session(self, session: Session) -> None:
+        self._put_session(session)
         self.show_mode(session.kind)
         self.query_one(ParamsPanel).set_values(session.params)
         self._show_context(session)

@@ -65,11 +65,8 @@ class Continuation:
 
     @staticmethod
     def branch(reply: Turn, choice: BranchChoice) -> "Continuation":
-        tokens, log_probs, i = reply.tokens() or [], reply.log_probs(), choice.token_index
-        kept = tokens[:i] + [choice.text]
-        return Continuation(text="".join(kept), tokens=kept,
-                            log_probs=log_probs[:i] + [log_probs[i]] if log_probs and i < len(log_probs) else None,
-                            replaces=reply)
+        tokens, log_probs = reply.kept_until(choice.token_index, choice.text)
+        return Continuation(text="".join(tokens), tokens=tokens, log_probs=log_probs, replaces=reply)
 
     def whole(self, response: Dict[str, Any]) -> Dict[str, Any]:
         """The response as the whole reply: what the reply started from in front of it."""

@@ -23,8 +23,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Dict, Iterable, List, Optional
 
-from edgecomplete import CompletionRequest, InvalidRequest, Prompt, models
-from edgecomplete.validation import check_request
+from edgecomplete import CompletionRequest, InvalidRequest, Prompt, check_request, models
 
 
 def data_dir() -> Path:

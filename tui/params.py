@@ -15,8 +15,7 @@ from textual.containers import Horizontal, VerticalScroll
 from textual.message import Message
 from textual.widgets import Button, Checkbox, Input, Label, Select, Static
 
-from edgecomplete import CompletionRequest, InvalidRequest, Prompt
-from edgecomplete.validation import check_request, check_sequences
+from edgecomplete import CompletionRequest, InvalidRequest, Prompt, check_request, check_sequences
 
 _HINTS = typing.get_type_hints(CompletionRequest)
 FIELDS = [f for f in fields(CompletionRequest) if f.name != "prompt"]

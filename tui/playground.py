@@ -184,9 +184,8 @@ class PlaygroundView(GenerationOwner, Vertical):
         place; the completion keeps everything before it, with its tokens and log-probs."""
         if self.pending is None or self.generating:
             return
-        tokens, log_probs, i = self.pending.tokens() or [], self.pending.log_probs(), choice.token_index
-        kept = tokens[:i] + [choice.text]
-        self.generate("".join(kept), kept, log_probs[:i] + [log_probs[i]] if log_probs and i < len(log_probs) else None)
+        tokens, log_probs = self.pending.kept_until(choice.token_index, choice.text)
+        self.generate("".join(tokens), tokens, log_probs)
 
     def choose(self, step: int) -> None:
         """Make another candidate the pending completion (F6 accepts the chosen one)."""

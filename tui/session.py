@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Mapping, Optional
+from typing import Any, Dict, List, Mapping, Optional, Tuple
 
 EXPORT_FORMAT = "edgecomplete-session/1"
 
@@ -33,6 +33,13 @@ class Turn:
     def log_probs(self) -> Optional[List[Mapping[str, float]]]:
         completions = self.completions()
         return completions[self.chosen].get("log_probs") if completions else None
+
+    def kept_until(self, index: int, text: str) -> Tuple[List[str], Optional[List[Mapping[str, float]]]]:
+        """The tokens (and their log-probs) a branch at token `index` keeps: those before it, then
+        `text` in its place (with the distribution it was chosen from)."""
+        tokens, log_probs = self.tokens() or [], self.log_probs()
+        kept_log_probs = log_probs[:index] + [log_probs[index]] if log_probs and index < len(log_probs) else None
+        return tokens[:index] + [text], kept_log_probs
 
     @property
     def ending(self) -> Optional[str]:
