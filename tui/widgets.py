@@ -310,10 +310,6 @@ class LiveReply(Vertical):
         self.append(self._first)
 
     @property
-    def text(self) -> str:
-        return self._stream.text
-
-    @property
     def text_bottom(self) -> int:
         """The line below the text's last one, from the top of this widget."""
         return 1 + self._stream.line_count
