@@ -46,9 +46,11 @@ from .tokenization import (
     TokenizationResponse,
 )
 from .plan import is_greedy, with_drawn_seed
-from .validation import InvalidRequest, check_request, check_sequences
+from .validation import InvalidRequest, can_stream, candidate_count, check_request, check_sequences
 
 __all__ = [
+    "can_stream",
+    "candidate_count",
     "check_request",
     "check_sequences",
     "is_greedy",

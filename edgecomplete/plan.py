@@ -11,7 +11,7 @@ from typing import List, Optional, Protocol, Sequence, Tuple
 from .completion import CompletionRequest
 from .prompt import Prompt, Text, Tokens
 from .sampling import SamplerConfig
-from .validation import InvalidRequest, candidates, check_against_model, check_request, max_new_tokens
+from .validation import InvalidRequest, candidate_count, check_against_model, check_request, max_new_tokens
 
 
 class ModelFacts(Protocol):
@@ -123,7 +123,7 @@ def plan_completion(request: CompletionRequest, model: ModelFacts) -> Generation
     prompt = request.prompt if request.disable_optimizations else optimize_prompt(request.prompt)
     optimized = None if request.disable_optimizations or prompt == request.prompt else prompt
     prompt_tokens = tokenize_prompt(prompt, model)
-    n_candidates = candidates(request)
+    n_candidates = candidate_count(request)
     check_against_model(
         request,
         vocab_size=model.vocab_size,

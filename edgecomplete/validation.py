@@ -94,8 +94,9 @@ def _check_prompt(prompt: Any) -> None:
                     )
 
 
-def check_request(request: CompletionRequest) -> None:
-    """Every rule that needs no model. Raises InvalidRequest."""
+def check_request(request: CompletionRequest, streamed: bool = False) -> None:
+    """Every rule that needs no model. Raises InvalidRequest. `streamed`: the caller takes the
+    items one by one as they are generated (best_of cannot be: see `can_stream`)."""
     r = request
     _check_prompt(r.prompt)
     if r.maximum_tokens is not None:
@@ -152,6 +153,10 @@ def check_request(request: CompletionRequest) -> None:
         _number_in("contextual_control_threshold", r.contextual_control_threshold, 0.0, 1.0)
     if r.seed is not None and not _is_int(r.seed):
         raise InvalidRequest("seed", f"must be an integer or None, got {r.seed!r}")
+    if streamed and not can_stream(r):
+        raise InvalidRequest(
+            "best_of", "cannot be streamed: every candidate must end before the best are chosen; use complete()"
+        )
     if r.steering_concepts:
         raise InvalidRequest(
             "steering_concepts",
@@ -159,14 +164,20 @@ def check_request(request: CompletionRequest) -> None:
         )
 
 
-def candidates(request: CompletionRequest) -> int:
+def candidate_count(request: CompletionRequest) -> int:
     """Sequences a request generates: max(n, best_of)."""
     return max(request.n, request.best_of or 1)
 
 
+def can_stream(request: CompletionRequest) -> bool:
+    """Whether the request's text can be handed out as it is generated: not with best_of > 1,
+    whose candidates are ranked once all have ended."""
+    return (request.best_of or 1) <= 1
+
+
 def check_sequences(request: CompletionRequest, max_sequences: int) -> None:
     """The candidates a request generates fit the engine's sequence limit."""
-    wanted = candidates(request)
+    wanted = candidate_count(request)
     if wanted > max_sequences:
         field = "best_of" if (request.best_of or 0) > request.n else "n"
         raise InvalidRequest(
@@ -185,7 +196,7 @@ def check_against_model(
 ) -> None:
     """The rules that depend on the model; prompt_length is the tokenized prompt's length."""
     r = request
-    wanted = candidates(r)
+    wanted = candidate_count(r)
     check_sequences(r, max_sequences)
     for position, item in enumerate(r.prompt.items):
         if isinstance(item, Image) and not has_vision:
