@@ -32,7 +32,7 @@ def main() -> None:
             for attention, flash in (("default", False), ("flash-attn", True))
         }
         client = Client(threads=options.threads, prefix_cache=False)  # the reference resets its cache too
-        client.engine(name)
+        client.backend.engine(name)
 
         def ours(**fields):
             def run():

@@ -58,9 +58,9 @@ def main() -> None:
                     messages.append({"role": "assistant", "content": raw.removesuffix("<|im_end|>")})
                 warm_ttft.append(times[-1])
                 per_turn.append(times)
-                prompt_tokens = len(warm.engine(name).model.tokenize(prompt))
+                prompt_tokens = len(warm.backend.engine(name).model.tokenize(prompt))
             with Client(threads=options.threads) as cold:
-                cold.engine(name)  # load first: only the request is timed
+                cold.backend.engine(name)  # load first: only the request is timed
                 cold_ttft.append(first_chunk_time(cold, name, prompt, options.reply_tokens)[0])
         warm_median, cold_median = statistics.median(warm_ttft), statistics.median(cold_ttft)
         turns = [statistics.median(t[i] for t in per_turn) for i in range(len(QUESTIONS))]

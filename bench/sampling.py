@@ -53,7 +53,7 @@ def main() -> None:
             "reference (flash attention)": reference_llama(path, options.threads, flash_attention=True),
         }
         client = Client(threads=options.threads, prefix_cache=False)  # the reference resets its cache too
-        clock = SamplerClock(client.engine(name))
+        clock = SamplerClock(client.backend.engine(name))
         for case, params in CASES.items():
             def ours():
                 request = CompletionRequest(prompt=Prompt.from_text(PROMPT), maximum_tokens=options.tokens,

@@ -33,7 +33,7 @@ def main() -> None:
         reference = reference_llama(model_path(name), options.threads, flash_attention=True)
         # No prefix reuse: the reference evaluates every prompt too (bench.chat measures reuse).
         client = Client(threads=options.threads, flash_attention=True, prefix_cache=False)
-        client.engine(name)
+        client.backend.engine(name)
 
         def ours_streamed(seed):
             start = time.perf_counter()

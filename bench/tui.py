@@ -194,7 +194,7 @@ def main() -> None:
     model_path(name)
     # No prefix reuse: every run evaluates its prompt, as the first turn of a chat does.
     client = Client(threads=options.threads, prefix_cache=False)
-    client.engine(name)
+    client.backend.engine(name)
     rows, report = [], {}
 
     async def run() -> None:

@@ -36,8 +36,10 @@
 #define EC_TOKEN_END_OF_GENERATION 1
 #define EC_TOKEN_SPECIAL 2
 
-/* Most alternatives a step reports (log_probs). */
+/* Most alternatives a step reports (log_probs); ec_step_result's arrays hold this many. */
 #define EC_MAX_LOG_PROBS 20
+/* Presence, frequency and sequence penalties lie in [-EC_MAX_PENALTY, EC_MAX_PENALTY]. */
+#define EC_MAX_PENALTY 2
 
 /* Sequence status after a step. */
 #define EC_RUNNING 0

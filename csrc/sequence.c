@@ -136,9 +136,14 @@ static int check_ids(const int32_t *ids, int32_t n, int32_t n_vocab, const char 
     return EC_OK;
 }
 
+/* cffi reads the header's arrays as written, so their size is spelled out there. */
+_Static_assert(sizeof(((ec_step_result *)0)->top_tokens) == EC_MAX_LOG_PROBS * sizeof(int32_t),
+               "ec_step_result holds EC_MAX_LOG_PROBS alternatives");
+
 static int check_penalty(float value, bool multiplicative, const char *field) {
-    if (!(value >= -2 && value <= 2))
-        return ec_fail(EC_ERR_ARGUMENT, "%s must be in [-2, 2], got %g", field, value);
+    if (!(value >= -EC_MAX_PENALTY && value <= EC_MAX_PENALTY))
+        return ec_fail(EC_ERR_ARGUMENT, "%s must be in [-%d, %d], got %g", field, EC_MAX_PENALTY,
+                       EC_MAX_PENALTY, value);
     if (multiplicative && !(1.0 + value > 0))
         return ec_fail(EC_ERR_ARGUMENT, "multiplicative %s needs 1 + penalty > 0", field);
     return EC_OK;

@@ -1,99 +1,68 @@
-"""Command line: `edgecomplete complete PROMPT [flags]`, `edgecomplete chat`, `edgecomplete tui` and
-`edgecomplete models list|show|pull|rm`.
+"""Command line: `edgecomplete complete PROMPT [flags]` and `edgecomplete models list|show|pull|rm`;
+other packages add commands through entry points (the terminal UI adds `chat` and `tui`).
 
 Every CompletionRequest field has a flag named after it (`--maximum-tokens`, `--top-p`,
-`--stop-sequences`, ...), generated from the dataclass so none is missing. A model that is not
-on this machine yet is pulled first.
+`--stop-sequences`, ...), made from the request-field schema (fields.py) so none is missing. A
+model that is not on this machine yet is pulled first.
 """
 
 from __future__ import annotations
 
 import argparse
-import collections.abc
 import json
 import os
 import signal
 import sys
-import typing
-from dataclasses import fields
-from typing import Any, Dict, List, Mapping, Optional
+from importlib.metadata import entry_points
+from typing import Any, Callable, Dict, List, Mapping, Optional, TypeVar
 
 from . import models
 from .completion import CompletionRequest, CompletionResult
+from .fields import REQUEST_FIELDS, RequestField
+from .plan import is_greedy, with_drawn_seed
 from .prompt import Prompt
+from .stream import fold
+from .validation import can_stream, candidate_count
+
+T = TypeVar("T")
+COMMANDS_GROUP = "edgecomplete.commands"
 
 # Flags with a second, shorter spelling.
 _ALIASES = {"maximum_tokens": ["--max-tokens"], "stop_sequences": ["--stop"]}
-_HELP = {
-    "maximum_tokens": "tokens to generate at most (default: until end of text or a full context)",
-    "temperature": "0 with top_k<=1 and top_p=0 is greedy",
-    "top_k": "keep the k most likely tokens (0: off)",
-    "top_p": "keep the smallest most-likely set reaching this probability (0: off)",
-    "stop_sequences": "stop before this text (repeatable; \\n and \\t are understood)",
-    "penalty_exceptions": "text never penalised (repeatable; \\n and \\t are understood)",
-    "logit_bias": "TOKEN=VALUE added to a token's logit (repeatable)",
-    "n": "completions to return",
-    "best_of": "candidates to generate; the n best are returned",
-    "seed": "seed of the random streams (default: fresh)",
-}
+_METAVARS = {"int": "N", "float": "X", "str": "TEXT", "list": "TEXT", "bias": "TOKEN=VALUE"}
 
 
-def _unescape(text: str) -> str:
-    """The escapes a shell makes awkward to type: \\n, \\t, \\\\."""
-    out, i = [], 0
-    while i < len(text):
-        if text[i] == "\\" and i + 1 < len(text) and text[i + 1] in "nt\\":
-            out.append({"n": "\n", "t": "\t", "\\": "\\"}[text[i + 1]])
-            i += 2
-        else:
-            out.append(text[i])
-            i += 1
-    return "".join(out)
-
-
-def _logit_bias(text: str):
-    token, sep, value = text.partition("=")
-    if not sep:
-        raise argparse.ArgumentTypeError(f"logit bias must look like TOKEN=VALUE, got {text!r}")
-    try:
-        return int(token), float(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"logit bias must look like TOKEN=VALUE, got {text!r}") from None
+def _flag_type(field: RequestField):
+    def parse(text: str) -> Any:
+        try:
+            return field.parse_item(text)
+        except (ValueError, TypeError):
+            raise argparse.ArgumentTypeError(
+                f"{field.name}: {'must look like TOKEN=VALUE' if field.kind == 'bias' else 'not a valid value'}, "
+                f"got {text!r}") from None
+    return parse
 
 
 def _add_request_flags(parser: argparse.ArgumentParser) -> None:
-    hints = typing.get_type_hints(CompletionRequest)
+    """A flag per request field (fields.REQUEST_FIELDS): lists and logit_bias repeat the flag
+    per item; texts understand \\n, \\t and \\\\."""
     group = parser.add_argument_group("request fields (see CompletionRequest)")
-    for f in fields(CompletionRequest):
-        if f.name == "prompt":
-            continue
-        names = ["--" + f.name.replace("_", "-")] + _ALIASES.get(f.name, [])
-        options: Dict[str, Any] = {"dest": f.name, "default": argparse.SUPPRESS, "help": _HELP.get(f.name)}
-        kind = hints[f.name]
-        args = typing.get_args(kind)
-        base = next((a for a in args if a is not type(None)), kind) if args else kind
-        origin = typing.get_origin(base)
-        if f.name == "logit_bias":
-            options.update(type=_logit_bias, action="append", metavar="TOKEN=VALUE")
-        elif base is bool:
+    for field in REQUEST_FIELDS:
+        names = ["--" + field.name.replace("_", "-")] + _ALIASES.get(field.name, [])
+        help_text = field.help + (" (repeatable)" if field.repeatable else "")
+        options: Dict[str, Any] = {"dest": field.name, "default": argparse.SUPPRESS,
+                                   "help": help_text.replace("%", "%%")}
+        if field.kind in ("bool", "tristate"):
             options["action"] = argparse.BooleanOptionalAction
-        elif origin in (list, collections.abc.Sequence):
-            options.update(type=_unescape, action="append", metavar="TEXT")
-        elif base is str:
-            options.update(type=_unescape, metavar="TEXT")
-        elif base in (int, float):
-            options["type"] = base
-        else:  # pragma: no cover - a new field type needs a flag type here
-            raise TypeError(f"no command-line type for {f.name}: {kind}")
+        else:
+            options.update(type=_flag_type(field), metavar=_METAVARS[field.kind])
+            if field.repeatable:
+                options["action"] = "append"
         group.add_argument(*names, **options)
 
 
 def _request(args: argparse.Namespace) -> CompletionRequest:
-    values = {
-        f.name: getattr(args, f.name)
-        for f in fields(CompletionRequest)
-        if f.name != "prompt" and hasattr(args, f.name)
-    }
+    values = {field.name: getattr(args, field.name) for field in REQUEST_FIELDS if hasattr(args, field.name)}
     if "logit_bias" in values:
         values["logit_bias"] = dict(values["logit_bias"])
     prompt = sys.stdin.read() if args.prompt == "-" else args.prompt
@@ -138,39 +107,42 @@ def pull_with_progress(name: str, force: bool = False) -> None:
     print(f"{name}: {path}", file=sys.stderr)
 
 
-def _ensure_model(model: str) -> None:
-    if models.is_gguf_path(model):
-        return
+def ensure_model(model: str) -> None:
+    """Pull a registered model that is not on this machine (or whose file is damaged)."""
+    with_pulled_model(model, lambda: models.resolve(model) if not models.is_gguf_path(model) else None)
+
+
+def with_pulled_model(model: str, start: Callable[[], T]) -> T:
+    """`start()`, pulling `model` first when it turns out not to be on this machine. (The engine
+    validates a request before it loads the model, so a bad request downloads nothing.)"""
     try:
-        models.resolve(model)
+        return start()
     except models.ModelNotPulledError:
         print(f"{model} is not on this machine yet; pulling it.", file=sys.stderr)
         pull_with_progress(model)
     except models.ModelIntegrityError as error:
         print(f"{error}\npulling it again.", file=sys.stderr)
         pull_with_progress(model, force=True)
+    return start()
 
 
 def _complete(args: argparse.Namespace) -> int:
     from .client import Client
-    from .plan import is_greedy, with_drawn_seed
-    from .validation import check_request
 
-    request = _request(args)
-    check_request(request)  # before a model is pulled or loaded
-    many = max(request.n, request.best_of or 1)
-    if args.stream and (request.best_of or 1) > 1:  # Client.complete_with_streaming's rule
+    request = with_drawn_seed(_request(args))  # drawn here so that --json can show it, and --seed replay it
+    if args.stream and not can_stream(request):  # said in the CLI's terms
         raise ValueError("--best-of cannot be streamed: every candidate must end before the best are "
                          "chosen; drop --stream or --best-of")
-    if is_greedy(request) and many > 1:
-        print(f"edgecomplete: note: at temperature 0 (greedy) all {many} candidates are the same text; "
-              "add --temperature (e.g. 0.8) for different ones", file=sys.stderr)
-    request = with_drawn_seed(request)  # drawn here so that --json can show it, and --seed replay it
-    _ensure_model(args.model)
     with Client(context_length=args.context_length, threads=args.threads) as client:
+        # Started (validated, model loaded) before anything is printed.
+        items = with_pulled_model(args.model, lambda: client.backend.stream(request, args.model, streamed=args.stream))
+        many = candidate_count(request)
+        if is_greedy(request) and many > 1:
+            print(f"edgecomplete: note: at temperature 0 (greedy) all {many} candidates are the same text; "
+                  "add --temperature (e.g. 0.8) for different ones", file=sys.stderr)
         if args.stream:
-            return _print_stream(client.complete_with_streaming(request, model=args.model), args.json, request)
-        response = client.complete(request, model=args.model)
+            return _print_stream(items, args.json, request)
+        response = fold(items)
     if args.json:
         print(json.dumps(_with_seed(response.to_json(), request), ensure_ascii=False, indent=2))
         return 0
@@ -242,25 +214,6 @@ def _print_tokens(result: CompletionResult) -> None:
         print("  ".join(columns).rstrip())
 
 
-def _tui(args: argparse.Namespace) -> int:
-    from tui import main as run_tui
-
-    if args.model:
-        _ensure_model(args.model)
-    run_tui(args.model)
-    return 0
-
-
-def _chat(args: argparse.Namespace) -> int:
-    from .terminal_chat import run_chat
-    from .validation import check_request
-
-    params = {"maximum_tokens": args.maximum_tokens, "temperature": args.temperature}
-    check_request(CompletionRequest(prompt=Prompt.from_text(""), **params))  # before a model is pulled
-    _ensure_model(args.model)
-    return run_chat(args.model, args.system, params, context_length=args.context_length, threads=args.threads)
-
-
 def _models(args: argparse.Namespace) -> int:
     if args.models_command == "pull":
         pull_with_progress(args.name, force=args.force)
@@ -285,7 +238,7 @@ def _show_model(name: str) -> int:
     m, path = status.manifest, status.path
     rows = [("name", m.name), ("description", m.description), ("licence", m.license)]
     if path.exists():
-        from .engine.llama import read_metadata
+        from .engine import read_metadata
 
         metadata = read_metadata(path)
         architecture = metadata.get("general.architecture", "")
@@ -318,7 +271,7 @@ def _version() -> str:
         return "unknown (not installed)"
 
 
-def _add_engine_flags(parser: argparse.ArgumentParser) -> None:
+def add_engine_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--context-length", type=int, default=None, help="KV-cache size in tokens")
     parser.add_argument("--threads", type=int, default=None, help="CPU threads for llama.cpp")
     parser.add_argument("--verbose", "-v", action="store_true", help="show llama.cpp's log on stderr")
@@ -327,7 +280,7 @@ def _add_engine_flags(parser: argparse.ArgumentParser) -> None:
 def _show_native_log() -> None:
     import logging
 
-    from .engine.llama import NATIVE_LOG
+    from .engine import NATIVE_LOG
 
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("%(message)s"))
@@ -349,24 +302,14 @@ def build_parser() -> argparse.ArgumentParser:
                           help="print the CompletionResponse as JSON (with --stream: one event per line)")
     complete.add_argument("--stream", action="store_true",
                           help="print the text as it is generated (several completions: each whole as it ends)")
-    _add_engine_flags(complete)
+    add_engine_flags(complete)
     _add_request_flags(complete)
     complete.set_defaults(handler=_complete)
 
-    chat = commands.add_parser("chat", help="chat in the terminal (reads messages from stdin when it is not one)")
-    chat.add_argument("--model", "-m", default=models.DEFAULT_MODEL,
-                      help=f"registered model name or path to a .gguf file (default {models.DEFAULT_MODEL})")
-    chat.add_argument("--system", "-s", type=_unescape, default="", metavar="TEXT", help="the system prompt")
-    chat.add_argument("--max-tokens", dest="maximum_tokens", type=int, default=512,
-                      help="tokens per reply at most (default 512; /max-tokens changes it)")
-    chat.add_argument("--temperature", type=float, default=0.0,
-                      help="0 is greedy (default 0; /temperature changes it)")
-    _add_engine_flags(chat)
-    chat.set_defaults(handler=_chat)
-
-    tui = commands.add_parser("tui", help="the terminal UI: chat and completion playground")
-    tui.add_argument("--model", "-m", default=None, help=f"model to start with (default {models.DEFAULT_MODEL})")
-    tui.set_defaults(handler=_tui)
+    # Commands of other packages (the terminal UI's `chat` and `tui`): entry points in the
+    # group "edgecomplete.commands", each a function that adds its subparser.
+    for command in sorted(entry_points(group=COMMANDS_GROUP), key=lambda entry: entry.name):
+        command.load()(commands)
 
     model_commands = commands.add_parser("models", help="list, show, pull or remove models").add_subparsers(
         dest="models_command", required=True

@@ -18,40 +18,88 @@ _TRANSPORT_KEYS = {"model", "stream", "hosting", "tags"}
 
 @dataclass(frozen=True)
 class CompletionRequest:
-    """What to complete and how.
+    """What to complete and how. Fields in the Aleph Alpha API's order; SPEC.md has every rule.
 
-    prompt: the prompt to continue (Text, Tokens; Image only on a model with a vision projector).
-    maximum_tokens: tokens to generate at most; None generates until end of text or the context is full.
-    temperature: 0 with top_k in {0, 1} and top_p 0 is greedy; otherwise logits are divided by it
-        (0 with top_k > 1 or top_p > 0 samples at temperature 1).
-    top_k: keep the k most likely tokens (0: off). top_p: keep the smallest most-likely set whose
-        probability reaches top_p (0: off). Applied in the order temperature, top_k, top_p.
-    presence_penalty, frequency_penalty: lower the logits of tokens already in the penalised
-        context: by p once (presence) and by f per occurrence (frequency); with the
-        use_multiplicative_* flags, divide positive / multiply negative logits by 1 + p and
-        (1 + f) ** count instead. The penalised context is the completion
-        (repetition_penalties_include_completion), the prompt (repetition_penalties_include_prompt)
-        and the tokens of penalty_bias, minus the tokens of penalty_exceptions (each tokenized
-        with and without a leading space) and of the stop sequences
-        (penalty_exceptions_include_stop_sequences, default on).
-    sequence_penalty (+ _min_length, use_multiplicative_sequence_penalty): penalise the token that
-        continued an earlier occurrence of the last min_length - 1 tokens.
-    best_of: generate this many candidates and return the n with the highest mean log-probability
-        per generated token. n: number of completions returned.
-    logit_bias: token id -> value added to its logit at every step.
-    log_probs: return log-probabilities of the sampled token plus the top `log_probs` tokens.
-    stop_sequences: generation stops when the text contains one; the completion ends right before it.
-    tokens: return completion_tokens. echo: prepend the prompt to the completion.
-    disable_optimizations: keep the prompt exactly as given (no merging of adjacent texts, no
-        stripping of surrounding whitespace).
-    minimum_tokens: end-of-text cannot be generated before this many tokens.
-    completion_bias_inclusion / exclusion (+ _first_token_only): restrict generation to / away
-        from the given strings.
-    contextual_control_threshold, control_log_additive: attention-control options of the API;
-        accepted, without effect (the local engine has no attention manipulation).
-    raw_completion: also return the completion with special tokens and the stop sequence.
-    steering_concepts: ids of steering concepts to apply.
-    seed: seed of the random streams (one per candidate); None draws a fresh one.
+    Parameters:
+        prompt (Prompt, required):
+            The prompt to continue: Text and Tokens items (Image only on a model with a vision
+            projector).
+        maximum_tokens (int, optional, default None):
+            Tokens to generate at most. None generates until end of text or a full context.
+        temperature (float, optional, default 0.0):
+            Divides the logits; higher is more random. 0 with top_k <= 1 and top_p 0 is greedy
+            (0 with top_k > 1 or top_p > 0 samples at temperature 1).
+        top_k (int, optional, default 0):
+            Keep the k most likely tokens (0: off). Applied after temperature, before top_p.
+        top_p (float, optional, default 0.0):
+            Keep the smallest most-likely set whose probability reaches top_p (0: off).
+        presence_penalty (float, optional, default 0.0):
+            Lower the logit of every token already in the penalised context by this, once.
+            In [-2, 2].
+        frequency_penalty (float, optional, default 0.0):
+            Lower the logit of a token by this per occurrence in the penalised context. In [-2, 2].
+        repetition_penalties_include_prompt (bool, optional, default False):
+            The prompt is part of the penalised context.
+        use_multiplicative_presence_penalty (bool, optional, default False):
+            Divide positive and multiply negative logits by 1 + presence_penalty instead.
+        penalty_bias (str, optional, default None):
+            Text whose tokens join the penalised context.
+        penalty_exceptions (List[str], optional, default None):
+            Texts never penalised (each tokenized with and without a leading space).
+        penalty_exceptions_include_stop_sequences (bool, optional, default None):
+            The stop sequences are never penalised either (None: true).
+        best_of (int, optional, default None):
+            Generate this many candidates and return the n with the highest mean
+            log-probability per token. Cannot be streamed.
+        n (int, optional, default 1):
+            Completions to return.
+        logit_bias (Dict[int, float], optional, default None):
+            Token id -> value added to its logit at every step.
+        log_probs (int, optional, default None):
+            Return the log-probability of each sampled token and of the top log_probs tokens
+            (0 to 20).
+        stop_sequences (List[str], optional, default None):
+            Generation stops when the text contains one; the completion ends right before it.
+        tokens (bool, optional, default False):
+            Return the generated tokens as strings (completion_tokens).
+        disable_optimizations (bool, optional, default False):
+            Keep the prompt exactly as given (no merging of adjacent texts, no stripping of
+            surrounding whitespace).
+        minimum_tokens (int, optional, default 0):
+            End of text cannot be generated before this many tokens.
+        echo (bool, optional, default False):
+            Put the prompt before the completion (with its log-probs when log_probs is set).
+        use_multiplicative_frequency_penalty (bool, optional, default False):
+            Divide positive and multiply negative logits by (1 + frequency_penalty) ** count instead.
+        sequence_penalty (float, optional, default 0.0):
+            Lower the logit of the token that continued an earlier occurrence of the last
+            sequence_penalty_min_length - 1 tokens. In [-2, 2].
+        sequence_penalty_min_length (int, optional, default 2):
+            Length of the repeated sequences sequence_penalty looks for (>= 2).
+        use_multiplicative_sequence_penalty (bool, optional, default False):
+            Apply sequence_penalty multiplicatively.
+        completion_bias_inclusion (List[str], optional, default None):
+            Generate only one of these strings: generation ends when one is complete.
+        completion_bias_inclusion_first_token_only (bool, optional, default False):
+            Restrict the first token only.
+        completion_bias_exclusion (List[str], optional, default None):
+            Never generate these strings.
+        completion_bias_exclusion_first_token_only (bool, optional, default False):
+            Restrict the first token only.
+        contextual_control_threshold (float, optional, default None):
+            An attention-control option of the API; accepted, without effect (no attention
+            manipulation in the local engine).
+        control_log_additive (bool, optional, default True):
+            An attention-control option of the API; accepted, without effect.
+        repetition_penalties_include_completion (bool, optional, default True):
+            The completion generated so far is part of the penalised context.
+        raw_completion (bool, optional, default False):
+            Also return the completion with special tokens and the stop sequence.
+        steering_concepts (List[str], optional, default None):
+            Ids of steering concepts to apply.
+        seed (int, optional, default None):
+            Seed of the random streams (candidate i uses seed + i); None draws a fresh one.
+            An edgecomplete field: the same seed replays a completion exactly.
     """
 
     prompt: Prompt

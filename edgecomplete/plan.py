@@ -1,5 +1,5 @@
-"""From a CompletionRequest to a GenerationPlan: validation, prompt optimizations, tokenization,
-and one SamplerConfig per candidate. Nothing is generated here.
+"""From a validated CompletionRequest to a GenerationPlan: prompt optimizations, tokenization,
+the rules that need the model, and one SamplerConfig per candidate. Nothing is generated here.
 """
 
 from __future__ import annotations
@@ -11,7 +11,8 @@ from typing import List, Optional, Protocol, Sequence, Tuple
 from .completion import CompletionRequest
 from .prompt import Prompt, Text, Tokens
 from .sampling import SamplerConfig
-from .validation import InvalidRequest, candidate_count, check_against_model, check_request, max_new_tokens
+from .engine.kv import max_new_tokens
+from .validation import InvalidRequest, candidate_count, check_against_model
 
 
 class ModelFacts(Protocol):
@@ -44,6 +45,11 @@ class GenerationPlan:
     @property
     def num_tokens_prompt_total(self) -> int:
         return len(self.prompt_tokens) * len(self.samplers)
+
+    @property
+    def scores_prompt(self) -> bool:
+        """echo with log_probs: every prompt position needs its logits."""
+        return self.echo and self.log_probs is not None
 
     @property
     def want_token_entries(self) -> bool:
@@ -118,8 +124,8 @@ def _exception_tokens(request: CompletionRequest, model: ModelFacts) -> Tuple[in
 
 
 def plan_completion(request: CompletionRequest, model: ModelFacts) -> GenerationPlan:
-    """Validate `request` against `model` and resolve it into a GenerationPlan."""
-    check_request(request)
+    """Resolve `request`, which passed `check_request`, into a GenerationPlan for `model`
+    (checking the rules that depend on the model)."""
     prompt = request.prompt if request.disable_optimizations else optimize_prompt(request.prompt)
     optimized = None if request.disable_optimizations or prompt == request.prompt else prompt
     prompt_tokens = tokenize_prompt(prompt, model)

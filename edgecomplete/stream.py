@@ -1,13 +1,14 @@
 """Engine events -> the API's stream items -> (folded) CompletionResponse.
 
 Streaming and non-streaming share this path: `complete` is `fold(stream_items(...))`, so a
-completion always equals the joined chunks of its stream.
+completion always equals the joined chunks of its stream. The events carry every text they
+need (engine/events.py), so this module knows no model.
 """
 
 from __future__ import annotations
 
 import codecs
-from typing import Dict, Iterable, Iterator, List, Optional, Sequence
+from typing import AsyncIterable, AsyncIterator, Dict, Iterable, Iterator, List, Optional, Sequence
 
 from .completion import (
     CompletionResponse,
@@ -17,9 +18,8 @@ from .completion import (
     StreamChunk,
     StreamSummary,
 )
-from .engine import CandidatesDropped, EngineEvent, PromptEcho, SequenceFinished, TokenEntry, TokenSampled
+from .engine.events import CandidatesDropped, EngineEvent, PromptEcho, SequenceFinished, TokenEntry, TokenSampled
 from .plan import GenerationPlan
-from .sampling import Vocabulary
 
 
 def _utf8_decoder():
@@ -33,14 +33,14 @@ def token_text(data: bytes) -> str:
     return data.decode("utf-8", errors="replace")
 
 
-def log_prob_entry(entry: TokenEntry, vocabulary: Vocabulary) -> Dict[str, Optional[float]]:
+def log_prob_entry(entry: TokenEntry) -> Dict[str, Optional[float]]:
     """{token: log-prob} of the chosen token plus its alternatives; on a key collision (two tokens
     spelled alike) the larger value stays. The first prompt token of an echo has none: {}."""
     if entry.logprob is None:
         return {}
     values: Dict[str, Optional[float]] = {}
-    for token, logprob in ((entry.token, entry.logprob), *entry.top):
-        key = token_text(entry.text) if token == entry.token else token_text(vocabulary.piece(token, raw=True))
+    for token, text, logprob in ((entry.token, entry.text, entry.logprob), *entry.top):
+        key = token_text(entry.text if token == entry.token else text)
         if key not in values or values[key] < logprob:
             values[key] = float(logprob)
     return values
@@ -49,9 +49,8 @@ def log_prob_entry(entry: TokenEntry, vocabulary: Vocabulary) -> Dict[str, Optio
 class StreamBuilder:
     """Turns one request's engine events into stream items, as they arrive."""
 
-    def __init__(self, plan: GenerationPlan, vocabulary: Vocabulary, model_version: str):
+    def __init__(self, plan: GenerationPlan, model_version: str):
         self.plan = plan
-        self.vocabulary = vocabulary
         self.model_version = model_version
         self.generated = 0
         self._text = [_utf8_decoder() for _ in plan.samplers]
@@ -88,7 +87,7 @@ class StreamBuilder:
         completion = self._text[index].decode(text, final=final)
         raw_completion = self._raw[index].decode(raw, final=final) if plan.include_raw_completion else None
         completion_tokens = [token_text(t.text) for t in tokens] if plan.tokens else None
-        log_probs = [log_prob_entry(t, self.vocabulary) for t in tokens] if plan.log_probs is not None else None
+        log_probs = [log_prob_entry(t) for t in tokens] if plan.log_probs is not None else None
         if not (completion or raw_completion or completion_tokens or log_probs or force):
             return []
         return [StreamChunk(index=index, log_probs=log_probs, completion=completion,
@@ -96,12 +95,23 @@ class StreamBuilder:
 
 
 def stream_items(
-    plan: GenerationPlan, events: Iterable[EngineEvent], model_version: str, vocabulary: Vocabulary
+    plan: GenerationPlan, events: Iterable[EngineEvent], model_version: str
 ) -> Iterator[CompletionResponseStreamItem]:
     """StreamChunk as text becomes final, StreamSummary when a candidate ends, CompletionSummary last."""
-    builder = StreamBuilder(plan, vocabulary, model_version)
+    builder = StreamBuilder(plan, model_version)
     for event in events:
         yield from builder.feed(event)
+    yield builder.summary()
+
+
+async def astream_items(
+    plan: GenerationPlan, events: AsyncIterable[EngineEvent], model_version: str
+) -> AsyncIterator[CompletionResponseStreamItem]:
+    """`stream_items` of events that arrive asynchronously."""
+    builder = StreamBuilder(plan, model_version)
+    async for event in events:
+        for item in builder.feed(event):
+            yield item
     yield builder.summary()
 
 

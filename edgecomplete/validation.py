@@ -13,10 +13,11 @@ from numbers import Real
 from typing import Any, Optional, Sequence
 
 from .completion import CompletionRequest
+from .engine.kv import cells_needed, max_new_tokens
 from .prompt import Image, Prompt, Text, Tokens
+from .sampling import MAX_LOG_PROBS, MAX_PENALTY
 
-MAX_LOG_PROBS = 20
-PENALTY_RANGE = (-2.0, 2.0)
+PENALTY_RANGE = (-MAX_PENALTY, MAX_PENALTY)  # the C core checks the same limits (edgecomplete.h)
 
 
 class InvalidRequest(ValueError):
@@ -218,7 +219,9 @@ def check_against_model(
         )
     if r.maximum_tokens is not None:
         limit = max_new_tokens(prompt_length, context_length, wanted)
-        if r.maximum_tokens > limit:
+        fits = (cells_needed(prompt_length, wanted, r.maximum_tokens) <= context_length
+                and prompt_length + r.maximum_tokens <= context_length)
+        if not fits:
             shared = (
                 "" if wanted == 1 else f" with {wanted} candidates sharing the prompt's cells"
                 f" (prompt + {wanted} x (maximum_tokens - 1) <= context)"
@@ -230,11 +233,3 @@ def check_against_model(
             )
         if r.minimum_tokens > limit:
             raise InvalidRequest("minimum_tokens", f"must be <= {limit}, the tokens that fit the context")
-
-
-def max_new_tokens(prompt_length: int, context_length: int, n_candidates: int) -> int:
-    """Tokens each candidate may generate. Prompt + completion must fit the context (SPEC.md), and
-    the KV cells must suffice: the prompt's cells are shared, and each candidate adds its generated
-    tokens but the last (which is sampled, never evaluated)."""
-    free_cells = context_length - prompt_length
-    return max(0, min(free_cells // n_candidates + 1, free_cells))

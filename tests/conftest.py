@@ -23,7 +23,7 @@ def client(smollm2_path):
 
 @pytest.fixture(scope="session")
 def engine(client):
-    return client.engine(MODEL)
+    return client.backend.engine(MODEL)
 
 
 @pytest.fixture

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from edgecomplete import Client, models
-from edgecomplete.engine.llama import NATIVE_LOG
+from edgecomplete.engine import NATIVE_LOG
 
 from .conftest import MODEL
 

@@ -61,7 +61,7 @@ def test_maximum_tokens_none_generates_to_end_of_text_or_to_the_end_of_the_conte
     # <|im_end|> is raised by FORCE, so the reply ends at the first step minimum_tokens allows.
     prompt = "Write one short sentence about cats."
     with Client(context_length=256) as small:
-        model = small.engine(MODEL).model
+        model = small.backend.engine(MODEL).model
         (end,) = model.tokenize("<|im_end|>")
         ended = complete(small, prompt, maximum_tokens=None, minimum_tokens=3, logit_bias={end: FORCE})
         assert (ended.completions[0].finish_reason, ended.num_tokens_generated) == ("end_of_text", 4)

@@ -24,7 +24,7 @@ def test_gemma_completes_greedily_like_llama_cpp(gemma):
     client, path = gemma
     prompt = "The three primary colours are"
     response = client.complete(CompletionRequest(prompt=Prompt.from_text(prompt), maximum_tokens=24), model=MODEL)
-    engine = client.engine(MODEL)
+    engine = client.backend.engine(MODEL)
     assert engine.model.vocab_size == 262_144
     assert response.num_tokens_generated > 0
     assert response.num_tokens_prompt_total == len(engine.model.tokenize(prompt)) + 1  # BOS

@@ -8,7 +8,7 @@ import sys
 import pytest
 
 from edgecomplete import Client, CompletionRequest, InvalidRequest, Prompt
-from edgecomplete.engine.llama import sequence_ids
+from edgecomplete.engine.kv import sequence_ids
 from edgecomplete.tokenization import TokenizationRequest
 
 from .conftest import MODEL
@@ -79,7 +79,7 @@ def test_a_prompt_that_fills_the_context_completes_in_batches_no_larger_than_the
     # logits scored (echo with log_probs), and every candidate's first step fit one batch each.
     context_length = prompt_lengths[LONG] + 4
     with Client(context_length=context_length, max_sequences=4) as client:
-        assert client.engine(MODEL).model.batch_size == context_length
+        assert client.backend.engine(MODEL).model.batch_size == context_length
         request = CompletionRequest(prompt=Prompt.from_text(LONG), maximum_tokens=2, n=4, temperature=1.0,
                                     seed=1, echo=True, log_probs=0)
         response = client.complete(request, model=MODEL)

@@ -43,7 +43,7 @@ def common_prefix(a, b):
 
 def test_follow_up_turns_evaluate_only_the_new_tokens_and_match_a_cold_engine(smollm2_path):
     with Client() as warm, Client() as cold:
-        engine = warm.engine(MODEL)
+        engine = warm.backend.engine(MODEL)
         history, cached, previous_prompt = SYSTEM, (), ()
         for question in ("What is 2+2?", "And 3+3?", "Name a colour.", "Thanks!"):
             prompt = turn(history, question)
@@ -74,7 +74,7 @@ def test_a_small_context_compacts_and_stays_exact(smollm2_path):
                                             seed=i + round_)
                 assert (small.complete(request, model=MODEL).completions[0].completion
                         == big.complete(request, model=MODEL).completions[0].completion)
-        stats = small.engine(MODEL).stats()
+        stats = small.backend.engine(MODEL).stats()
         assert stats["retired_cells"] == 0 and stats["sequences_with_cells"] == 0
         assert stats["cached_prefix_tokens"] <= 256
 
@@ -98,7 +98,7 @@ def test_prefix_cache_can_be_turned_off(smollm2_path):
         request = CompletionRequest(prompt=Prompt.from_text("The same prompt twice"), maximum_tokens=5)
         client.complete(request, model=MODEL)
         client.complete(request, model=MODEL)
-        stats = client.engine(MODEL).stats()
+        stats = client.backend.engine(MODEL).stats()
         assert stats["prompt_tokens_reused"] == 0 and stats["cached_prefix_tokens"] == 0
 
 
@@ -106,7 +106,7 @@ def test_a_request_that_needs_room_keeps_the_prefix_it_reuses(smollm2_path):
     # Two conversations fill both prefix slots; continuing the first without maximum_tokens needs
     # most of a small context: the other slot goes, the reused one stays.
     with Client(context_length=512) as client:
-        engine = client.engine(MODEL)
+        engine = client.backend.engine(MODEL)
         first = turn(SYSTEM, "What is 2+2?")
         ask(client, first)
         ask(client, turn(SYSTEM.replace("helpful", "friendly"), "Name a colour."))

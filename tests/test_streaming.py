@@ -181,7 +181,7 @@ def test_event_loop_keeps_running_while_generating(smollm2_path):
 def test_async_cancellation_by_aclose_and_by_task_cancel(smollm2_path):
     async def main():
         async with AsyncClient() as client:
-            engine = client._client.engine(MODEL)
+            engine = client._client.backend.engine(MODEL)
             stream = client.complete_with_streaming(request(maximum_tokens=400, minimum_tokens=400), MODEL)
             async for item in stream:
                 if isinstance(item, StreamChunk):

@@ -8,65 +8,23 @@ logits of that batch, and copy or drop a sequence's KV cells.
 from __future__ import annotations
 
 import ctypes
-import logging
 import os
-import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import List, Optional, Sequence, Tuple
 
 import llama_cpp
 
 from ..models import ModelError
 from ..sampling import TOKEN_END_OF_GENERATION, TOKEN_SPECIAL, Vocabulary
 from ..validation import InvalidRequest
+from .kv import sequence_ids
+from .native import init_backend
 
 DEFAULT_CONTEXT_LENGTH = 8192
 DEFAULT_MAX_SEQUENCES = 16
 BATCH_SIZE = 512  # tokens per llama_decode at most (fewer when the context is shorter)
-PREFIX_SLOTS = 2  # finished sequences whose KV cells are kept for reuse by a later prompt
 LLAMA_MAX_SEQ = 256  # llama.cpp's limit on sequence ids per context
-
-_backend_lock = threading.Lock()
-_backend_ready = False
-
-# llama.cpp's and ggml's log lines go to this logger, which has a NullHandler: they show only
-# where the application asks (logging configuration, or `edgecomplete ... --verbose`).
-NATIVE_LOG = "edgecomplete.llama_cpp"
-native_log = logging.getLogger(NATIVE_LOG)
-native_log.addHandler(logging.NullHandler())
-# ggml_log_level: 1 debug, 2 info, 3 warn, 4 error; 5 continues the previous line. (llama-cpp-
-# python's own callback still maps the older enum, so it printed warnings as errors.)
-_LOG_LEVELS = {1: logging.DEBUG, 2: logging.INFO, 3: logging.WARNING, 4: logging.ERROR}
-_last_log_level = logging.DEBUG
-
-
-@llama_cpp.llama_log_callback
-def _log_native(level: int, text: bytes, user_data) -> None:
-    global _last_log_level
-    level = _LOG_LEVELS.get(level, _last_log_level if level == 5 else logging.ERROR)
-    _last_log_level = level
-    if native_log.isEnabledFor(level):
-        message = text.decode("utf-8", "replace").rstrip("\n")
-        if message:
-            native_log.log(level, message)
-
-
-def _init_backend() -> None:
-    global _backend_ready
-    with _backend_lock:
-        if not _backend_ready:
-            # Replaces llama-cpp-python's callback (set when llama_cpp was imported); the
-            # module-level _log_native keeps the ctypes callback alive.
-            llama_cpp.llama_log_set(_log_native, ctypes.c_void_p(0))
-            llama_cpp.llama_backend_init()
-            _backend_ready = True
-
-
-def sequence_ids(max_sequences: int) -> int:
-    """llama.cpp sequence ids a context needs: one per candidate, the retired sequence (see
-    LlamaModel.retire_sequence) and the prefix slots (see Engine: prefix reuse)."""
-    return max_sequences + 1 + PREFIX_SLOTS
 
 
 def check_context_options(context_length: Optional[int], max_sequences: int) -> None:
@@ -87,39 +45,6 @@ def check_context_options(context_length: Optional[int], max_sequences: int) -> 
             f"context length, must hold a logits row per sequence: max_sequences {max_sequences} "
             f"+ {sequence_ids(0)} the engine keeps)",
         )
-
-
-def read_metadata(path: Path) -> Dict[str, str]:
-    """The key-value metadata of a GGUF file (general.name, <arch>.context_length,
-    tokenizer.chat_template, ...), read by llama.cpp without loading the weights; the
-    vocabulary arrays (tokenizer.ggml.*) are left out."""
-    _init_backend()
-    params = llama_cpp.llama_model_default_params()
-    params.vocab_only = True
-    model = llama_cpp.llama_model_load_from_file(str(path).encode(), params)
-    if not model:
-        raise ModelError(f"llama.cpp could not read {path} (not a GGUF model it supports)")
-    try:
-        metadata = {}
-        for i in range(llama_cpp.llama_model_meta_count(model)):
-            key = _meta_string(lambda buffer, size: llama_cpp.llama_model_meta_key_by_index(model, i, buffer, size))
-            if not key.startswith("tokenizer.ggml."):
-                metadata[key] = _meta_string(
-                    lambda buffer, size: llama_cpp.llama_model_meta_val_str_by_index(model, i, buffer, size))
-        return metadata
-    finally:
-        llama_cpp.llama_model_free(model)
-
-
-def _meta_string(read) -> str:
-    """A metadata string: `read(buffer, size)` returns its length, which may exceed the buffer."""
-    size = 256
-    while True:
-        buffer = ctypes.create_string_buffer(size)
-        n = read(buffer, size)
-        if n < size:
-            return buffer.value.decode("utf-8", "replace") if n >= 0 else ""
-        size = n + 1
 
 
 def default_threads() -> int:
@@ -155,7 +80,7 @@ class LlamaModel:
         flash_attention: Optional[bool] = None,
     ):
         check_context_options(context_length, max_sequences)
-        _init_backend()
+        init_backend()
         self.path = Path(path)
         model_params = llama_cpp.llama_model_default_params()
         self._model = llama_cpp.llama_model_load_from_file(str(self.path).encode(), model_params)
@@ -178,8 +103,6 @@ class LlamaModel:
         params = llama_cpp.llama_context_default_params()
         params.n_ctx = wanted
         params.n_batch = params.n_ubatch = min(BATCH_SIZE, wanted)
-        # Sequence ids: 0 .. max_sequences - 1 for candidates, then the retired sequence (see
-        # retire_sequence), then the prefix slots (see Engine: prefix reuse).
         params.n_seq_max = sequence_ids(max_sequences)
         params.n_threads = self.threads
         params.n_threads_batch = self.threads
@@ -309,33 +232,9 @@ class LlamaModel:
         llama_cpp.llama_memory_seq_rm(self._memory, sequence, end, -1)
 
     @property
-    def prefix_sequences(self) -> range:
-        """The sequence ids that keep finished sequences' cells for prefix reuse."""
-        return range(self.max_sequences + 1, self.max_sequences + 1 + PREFIX_SLOTS)
-
-    @property
     def has_sliding_window(self) -> bool:
-        """Sliding-window attention layers overwrite cells that left the window, so a cached
-        prefix cannot be trusted on such models."""
+        """Whether some layers attend over a sliding window (their cells are overwritten)."""
         return llama_cpp.llama_model_n_swa(self._model) > 0
-
-    @property
-    def retired_sequence(self) -> int:
-        """The sequence id that holds finished sequences' cells until the next compact()."""
-        return self.max_sequences
-
-    def retire_sequence(self, sequence: int) -> None:
-        """Free the id `sequence` but keep its cells occupied (owned by the retired sequence).
-
-        llama.cpp places new tokens in the first free cells it finds, also before cells a
-        sequence already holds; attention then adds that sequence's cells up in another order,
-        and with flash attention's half-precision sums the logits drift (by up to about 1 here).
-        So cells are never freed one by one: they are retired, and `compact` starts over.
-        Every sequence's cells then stay in position order, and a request computes exactly what
-        it would alone, whatever ran before or beside it.
-        """
-        llama_cpp.llama_memory_seq_cp(self._memory, sequence, self.retired_sequence, -1, -1)
-        llama_cpp.llama_memory_seq_rm(self._memory, sequence, -1, -1)
 
     def compact(self, keep: Sequence[int]) -> None:
         """Empty the KV cache but for the sequences `keep` (none of them live), which are saved

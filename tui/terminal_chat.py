@@ -11,18 +11,20 @@ from __future__ import annotations
 import sys
 from typing import Any, Callable, Dict, List, Optional
 
-# A face like cli.py, whose conversations are the terminal UI's records.
-from tui.config import data_dir
-from tui.session import Session, Turn
-from tui.store import STORE_FILE, Store
+from edgecomplete import (
+    Client,
+    CompletionRequest,
+    NoChatTemplateError,
+    Prompt,
+    StreamChunk,
+    check_request,
+    fold_stream,
+    with_drawn_seed,
+)
 
-from .client import Client
-from .completion import CompletionRequest, StreamChunk
-from .models import NoChatTemplateError
-from .plan import with_drawn_seed
-from .prompt import Prompt
-from .stream import fold
-from .validation import check_request
+from .config import data_dir
+from .session import Session, Turn
+from .store import STORE_FILE, Store
 
 COMMANDS = {
     "/help": "these commands",
@@ -155,7 +157,7 @@ class TerminalChat:
         if turn.stopped:
             self._say("(stopped)")
         else:
-            response = fold(items)
+            response = fold_stream(items)
             turn.response = response.to_json()
             if response.completions[0].finish_reason == "maximum_tokens":
                 self._say(f"(cut at {request.maximum_tokens} tokens: /max-tokens N allows longer replies)")

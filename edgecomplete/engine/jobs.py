@@ -1,4 +1,5 @@
-"""A request's events on their way from the engine thread to one consumer, sync or async.
+"""Jobs: a submitted request, and the outbox that carries its events from the llama thread to
+one consumer, sync or async.
 
 The engine thread never blocks on a consumer: it puts events without waiting and, when a
 request's outbox is nearly full, leaves that request out of the next decode batches until the
@@ -11,7 +12,17 @@ from __future__ import annotations
 import asyncio
 import collections
 import threading
-from typing import Any, Callable, Optional
+import weakref
+from typing import TYPE_CHECKING, Any, AsyncIterator, Callable, Iterator, Optional
+
+from ..plan import GenerationPlan
+from .events import EngineEvent
+
+if TYPE_CHECKING:
+    from .engine import Engine
+
+# Decode steps of events a consumer may leave untaken before its request pauses.
+OUTBOX_STEPS = 64
 
 CLOSED = object()  # the last item of every outbox
 
@@ -63,3 +74,51 @@ def _call_soon(loop: asyncio.AbstractEventLoop, callback: Callable[[], Any]) -> 
         loop.call_soon_threadsafe(callback)
     except RuntimeError:  # the consumer's loop is closed: nobody is waiting any more
         pass
+
+
+class Job:
+    """A submitted request. Iterate `events()` (sync) or `aevents()` (async); leaving either
+    early, or `cancel()`, stops the request before the engine's next decode step."""
+
+    def __init__(self, plan: GenerationPlan, engine: "Engine"):
+        self.plan = plan
+        self._engine = weakref.ref(engine)
+        self.outbox = Outbox(OUTBOX_STEPS * 2 * len(plan.samplers) + 8, on_take=engine.wake)
+        self.cancelled = False
+        self.finished = False
+
+    def cancel(self) -> None:
+        if not self.finished and not self.cancelled:
+            self.cancelled = True
+            engine = self._engine()
+            if engine:
+                engine.wake()
+
+    def close(self, error: Optional[BaseException] = None) -> None:
+        """The engine's last word on this job: an error for the consumer, if any, then the end."""
+        if error is not None:
+            self.outbox.put(error)
+        self.outbox.put(CLOSED)
+
+    def _item(self, item):
+        if item is CLOSED:
+            self.finished = True
+            return None
+        if isinstance(item, BaseException):
+            self.finished = True
+            raise item
+        return item
+
+    def events(self) -> Iterator[EngineEvent]:
+        try:
+            while (item := self._item(self.outbox.get())) is not None:
+                yield item
+        finally:
+            self.cancel()
+
+    async def aevents(self) -> AsyncIterator[EngineEvent]:
+        try:
+            while (item := self._item(await self.outbox.aget())) is not None:
+                yield item
+        finally:
+            self.cancel()

@@ -1,0 +1,354 @@
+"""The decode loop of one model: every request's candidates run in shared batches.
+
+Flow of one request (a Job):
+1. it waits until it has a llama.cpp sequence id per candidate and KV cells for
+   prompt + candidates x (maximum_tokens - 1), first come first served (kv.py: cells of ended
+   requests are retired, and the cache compacted when room is needed and nothing runs);
+2. its prompt is evaluated on its first sequence, in chunks that share batches with the decode
+   steps of other requests (continuous batching: nobody waits for a long prompt or completion);
+3. its other candidates then share those KV cells (llama_memory_seq_cp: no data is copied) and all
+   sample their first token from the prompt's last logits row (each from its own copy);
+4. every later step adds one entry per live candidate to the batch; one llama_decode serves all
+   requests, and one C call samples every decode row and feeds each stop matcher;
+5. a candidate that ends drops out; with best_of, the candidates are ranked by mean raw log-prob
+   once all have ended and only the best n are passed on;
+6. the cells of a finished single-candidate request stay in a prefix slot: a later prompt that
+   starts with the same tokens (the next turn of a chat) shares them and evaluates only the rest.
+
+Events (events.py) go to the job's outbox as they happen; stream.py turns them into the API's
+stream items. Cancelling a job stops it before the next decode step and frees its sequences.
+The llama thread (thread.py) drives `has_work`, `admit` and `step`.
+
+Evaluating each prompt in whole batches keeps the numerics identical to llama.cpp's own path (a
+single-token batch can round differently from a larger one, and greedy ties are close).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from typing import Dict, Iterator, List, Tuple
+
+from ..plan import GenerationPlan
+from ..sampling import END_OF_TEXT, STOP_SEQUENCE, Sampler, Sequence, StepResult
+from .events import CandidatesDropped, EngineEvent, PromptEcho, SequenceFinished, TokenEntry, TokenSampled
+from .jobs import Job
+from .kv import KvCells, Lease
+from .llama import BatchEntry, LlamaModel
+from .text import CandidateText, spelled
+from .thread import llama_thread, on_llama_thread
+
+# Prompt positions per batch when every position needs logits (echo with log_probs): bounds the
+# logits buffer to ECHO_BATCH x vocabulary floats.
+ECHO_BATCH = 64
+
+_FINISH_REASONS = {END_OF_TEXT: "end_of_text", STOP_SEQUENCE: "stop_sequence_reached"}
+
+
+@dataclass
+class _Candidate:
+    index: int
+    sequence: Sequence
+    text: CandidateText
+    seq_id: int  # llama.cpp sequence id
+    next_position: int
+    next_token: int = -1  # sampled, to be evaluated in the next step
+    evaluated: List[int] = field(default_factory=list)  # generated tokens in its KV cells
+    done: bool = False
+
+
+@dataclass
+class _Request:
+    job: Job
+    lease: Lease
+    candidates: List[_Candidate]
+    prompt_in_cache: int = 0  # prompt tokens evaluated or reused
+    prompt_scores: List[Tuple[float, Tuple[Tuple[int, float], ...]]] = field(default_factory=list)
+    unranked_events: List[EngineEvent] = field(default_factory=list)  # best_of: until all ended
+
+    @property
+    def plan(self) -> GenerationPlan:
+        return self.job.plan
+
+    @property
+    def prefilling(self) -> bool:
+        return self.prompt_in_cache < len(self.plan.prompt_tokens)
+
+    @property
+    def live(self) -> List[_Candidate]:
+        return [c for c in self.candidates if not c.done]
+
+
+@dataclass
+class _Batch:
+    """One llama_decode's entries: a decode entry per live candidate first, then prompt chunks."""
+
+    entries: List[BatchEntry] = field(default_factory=list)
+    decoding: List[Tuple[_Request, _Candidate]] = field(default_factory=list)
+    prefills: List[Tuple[_Request, int, int]] = field(default_factory=list)  # request, first position, count
+
+
+class _Rows:
+    """Walks the logits rows of a decode, in batch order."""
+
+    def __init__(self, address: int, row_bytes: int):
+        self.address, self.row_bytes = address, row_bytes
+
+    def take(self, count: int) -> int:
+        address = self.address
+        self.address += self.row_bytes * count
+        return address
+
+
+class Engine:
+    """One loaded model and its requests; the llama thread runs its decode loop."""
+
+    def __init__(self, model: LlamaModel, model_version: str, prefix_cache: bool = True):
+        self.model = model
+        self.model_version = model_version
+        self.sampler = Sampler(model.vocabulary, model.max_sequences)
+        self.kv = KvCells(model, reuse_prefixes=prefix_cache)
+        self._lock = llama_thread.lock
+        self._waiting: List[Job] = []  # admission order
+        self._active: List[_Request] = []
+        self.prompt_tokens_evaluated = 0
+        self.prompt_tokens_reused = 0
+        self._closed = False
+        llama_thread.add(self)
+
+    # ---- the faces' side --------------------------------------------------------------------------
+
+    def submit(self, plan: GenerationPlan) -> Job:
+        """Queue `plan`; its events arrive in the returned job."""
+        job = Job(plan, self)
+        with self._lock:
+            if self._closed:
+                raise RuntimeError("the engine is closed")
+            self._waiting.append(job)
+            llama_thread.start()
+            self._lock.notify()
+        return job
+
+    def generate(self, plan: GenerationPlan) -> Iterator[EngineEvent]:
+        """`plan`'s events, for synchronous code; closing the iterator cancels the request."""
+        return self.submit(plan).events()
+
+    def wake(self) -> None:
+        with self._lock:
+            self._lock.notify()
+
+    def stats(self) -> Dict[str, int]:
+        """Requests and KV state right now: once every request ended, no candidate sequence
+        holds cells (retired cells wait for the next compaction; prefix slots keep theirs)."""
+        def read():
+            return {
+                "requests_waiting": len(self._waiting),
+                "requests_active": len(self._active),
+                "sequence_ids_in_use": self.model.max_sequences - len(self.kv.free_ids),
+                "sequences_with_cells": sum(self.model.holds_cells(s) for s in range(self.model.max_sequences)),
+                "retired_cells": self.kv.retired_cells,
+                "cached_prefix_tokens": self.kv.cached_prefix_tokens,
+                "prompt_tokens_evaluated": self.prompt_tokens_evaluated,
+                "prompt_tokens_reused": self.prompt_tokens_reused,
+            }
+        return on_llama_thread(read)
+
+    def close(self) -> None:
+        """Fail the requests still queued or running, and free the model (on the llama thread,
+        between two steps)."""
+        def shut_down():
+            with self._lock:
+                self._closed = True
+                jobs = self._waiting + [r.job for r in self._active]
+                self._waiting, self._active = [], []
+                llama_thread.remove(self)
+            for job in jobs:
+                job.close(RuntimeError("the engine was closed"))
+            self.model.close()
+        on_llama_thread(shut_down)
+
+    # ---- driven by the llama thread ------------------------------------------------------------
+
+    def has_work(self) -> bool:  # under the lock
+        if self._closed:
+            return False
+        if self._waiting:
+            first = self._waiting[0]
+            if first.cancelled or not self._active or self.kv.fits(first.plan):
+                return True
+        return any(r.job.cancelled or r.prefilling or (r.live and not self._paused(r)) for r in self._active)
+
+    def admit(self) -> None:  # under the lock
+        """First come, first served: the oldest waiting request goes first."""
+        while self._waiting:
+            job = self._waiting[0]
+            if job.cancelled:
+                self._waiting.pop(0)
+                job.close()
+                continue
+            if not self.kv.fits(job.plan):
+                if self._active:
+                    return
+                self.kv.make_room(job.plan)
+                if not self.kv.fits(job.plan):
+                    return
+            self._waiting.pop(0)
+            self._active.append(self._start_request(job))
+
+    def step(self) -> None:
+        self._drop_cancelled()
+        try:
+            batch = self._next_batch()
+            if not batch.entries:
+                return
+            rows = _Rows(self.model.decode(batch.entries), 4 * self.model.vocab_size)
+            self._sample_decoded(batch.decoding, rows)
+            self._advance_prompts(batch.prefills, rows)
+        except Exception as error:  # keep serving: fail the requests in flight, not the engine
+            for request in list(self._active):
+                self._end_request(request)
+                request.job.close(error)
+
+    # ---- requests ---------------------------------------------------------------------------------
+
+    def _start_request(self, job: Job) -> _Request:
+        lease = self.kv.lease(job.plan)
+        prompt_length = len(job.plan.prompt_tokens)
+        candidates = []
+        for index, (config, seq_id) in enumerate(zip(job.plan.samplers, lease.seq_ids)):
+            sequence = Sequence(self.model.vocabulary, config)
+            text = CandidateText(sequence, self.model.vocabulary)
+            candidates.append(_Candidate(index, sequence, text, seq_id, next_position=prompt_length))
+        self.prompt_tokens_reused += lease.reused_tokens
+        return _Request(job, lease, candidates, prompt_in_cache=lease.reused_tokens)
+
+    def _paused(self, request: _Request) -> bool:
+        """A consumer that does not keep up holds its request back (never the engine)."""
+        return not request.plan.ranked and request.job.outbox.room() < 2 * len(request.candidates) + 2
+
+    def _end_request(self, request: _Request) -> None:
+        prompt = request.plan.prompt_tokens[: request.prompt_in_cache]
+        self.kv.end(request.lease, prompt, [c.evaluated for c in request.candidates])
+        with self._lock:
+            self._active.remove(request)
+            idle = not self._active and not self._waiting
+        if idle:
+            self.kv.compact_when_idle()
+
+    def _drop_cancelled(self) -> None:
+        for request in [r for r in self._active if r.job.cancelled]:
+            self._end_request(request)
+            request.job.close()
+
+    # ---- one decode step for everyone ---------------------------------------------------------
+
+    def _next_batch(self) -> _Batch:
+        """A decode entry per live candidate, then prompt chunks while the batch has room."""
+        batch = _Batch()
+        batch.decoding = [(r, c) for r in self._active if not r.prefilling and not self._paused(r) for c in r.live]
+        batch.entries = [BatchEntry(c.next_token, c.next_position, c.seq_id, True) for _, c in batch.decoding]
+        room = self.model.batch_size - len(batch.entries)
+        for request in self._active:
+            if room <= 0:
+                break
+            if not request.prefilling:
+                continue
+            prompt, scores = request.plan.prompt_tokens, request.plan.scores_prompt
+            first = request.prompt_in_cache
+            count = min(room, len(prompt) - first, ECHO_BATCH if scores else room)
+            primary = request.candidates[0].seq_id
+            for p in range(first, first + count):
+                batch.entries.append(BatchEntry(prompt[p], p, primary, scores or p == len(prompt) - 1))
+            batch.prefills.append((request, first, count))
+            room -= count
+        return batch
+
+    def _sample_decoded(self, decoding: List[Tuple[_Request, _Candidate]], rows: _Rows) -> None:
+        if not decoding:
+            return
+        for _, candidate in decoding:
+            candidate.next_position += 1
+            candidate.evaluated.append(candidate.next_token)
+        results = self.sampler.step([c.sequence for _, c in decoding], rows.take(len(decoding)), len(decoding))
+        for (request, candidate), result in zip(decoding, results):
+            self._after_sample(request, candidate, result)
+
+    def _advance_prompts(self, prefills: List[Tuple[_Request, int, int]], rows: _Rows) -> None:
+        """Prompt chunks are in: score them (echo with log_probs), and start the candidates of
+        prompts that are complete."""
+        for request, first, count in prefills:
+            plan = request.plan
+            request.prompt_in_cache += count
+            self.prompt_tokens_evaluated += count
+            if plan.scores_prompt:
+                prompt = plan.prompt_tokens
+                targets = [prompt[p + 1] for p in range(first, first + count) if p + 1 < len(prompt)]
+                request.prompt_scores += self.sampler.score_rows(
+                    rows.take(len(targets)), len(targets), targets, plan.log_probs or 0)
+            if not request.prefilling:
+                self._start_candidates(request, rows.take(1))
+
+    def _start_candidates(self, request: _Request, last_row: int) -> None:
+        """The prompt is in: share it with every candidate and sample their first tokens."""
+        plan = request.plan
+        primary = request.candidates[0].seq_id
+        for candidate in request.candidates[1:]:
+            self.model.copy_sequence(primary, candidate.seq_id)
+        if plan.echo:
+            echo = self._prompt_echo(request)
+            for candidate in request.candidates:
+                self._emit(request, replace(echo, index=candidate.index))
+        if plan.maximum_tokens == 0:
+            for candidate in request.candidates:
+                candidate.done = True
+                self._emit(request, SequenceFinished(candidate.index, "maximum_tokens"))
+            self._finish(request)
+            return
+        results = self.sampler.step_shared([c.sequence for c in request.candidates], last_row)
+        for candidate, result in zip(request.candidates, results):
+            self._after_sample(request, candidate, result)
+
+    def _prompt_echo(self, request: _Request) -> PromptEcho:
+        vocabulary, prompt = self.model.vocabulary, request.plan.prompt_tokens
+        entries = [TokenEntry(vocabulary.piece(prompt[0], raw=True), None, (), prompt[0])]
+        for i, token in enumerate(prompt[1:]):
+            logprob, top = request.prompt_scores[i] if request.prompt_scores else (None, ())
+            entries.append(TokenEntry(vocabulary.piece(token, raw=True), logprob, spelled(vocabulary, top), token))
+        text = b"".join(vocabulary.piece(t) for t in prompt)
+        raw = b"".join(vocabulary.piece(t, raw=True) for t in prompt)
+        return PromptEcho(0, text, raw, tuple(entries))
+
+    def _after_sample(self, request: _Request, candidate: _Candidate, result: StepResult) -> None:
+        plan = request.plan
+        reason = _FINISH_REASONS.get(result.status)
+        if reason is None and candidate.sequence.generated >= plan.maximum_tokens:
+            reason = "maximum_tokens"
+        text, entries = candidate.text.release(result, reason is not None, plan.want_token_entries)
+        raw = self.model.vocabulary.piece(result.token, raw=True)
+        self._emit(request, TokenSampled(candidate.index, result.token, text, raw, entries))
+        if reason:
+            candidate.done = True
+            self._emit(request, SequenceFinished(candidate.index, reason))
+            if not request.live:
+                self._finish(request)
+        else:
+            candidate.next_token = result.token
+
+    def _emit(self, request: _Request, event: EngineEvent) -> None:
+        if request.plan.ranked:
+            request.unranked_events.append(event)
+        else:
+            request.job.outbox.put(event)
+
+    def _finish(self, request: _Request) -> None:
+        """Every candidate ended: pass on the best n (best_of) and close the job."""
+        if request.plan.ranked:
+            order = self.sampler.rank([c.sequence for c in request.candidates])
+            rank_of = {index: rank for rank, index in enumerate(order)}
+            kept = [e for e in request.unranked_events if rank_of[e.index] < request.plan.n]
+            kept.sort(key=lambda e: rank_of[e.index])  # stable: each candidate's events stay in order
+            for event in kept:
+                request.job.outbox.put(replace(event, index=rank_of[event.index]))
+            dropped = [request.candidates[i] for i in order[request.plan.n :]]
+            request.job.outbox.put(CandidatesDropped(len(dropped), sum(c.sequence.generated for c in dropped)))
+        self._end_request(request)
+        request.job.close()

@@ -1,0 +1,174 @@
+"""LocalBackend: the seam (edgecomplete.backend.Backend) over llama.cpp in this process.
+
+A request goes down once: validated (`check_request`), its model loaded on first use, planned
+against the model (`plan_completion`), submitted to the model's Engine, and its events turned
+into stream items (stream.py) as they arrive.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import atexit
+import threading
+import weakref
+from pathlib import Path
+from typing import Any, AsyncIterator, Dict, Iterator, List, Mapping, Optional, Sequence
+
+from .. import models
+from ..completion import CompletionRequest, CompletionResponseStreamItem
+from ..plan import plan_completion
+from ..stream import astream_items, stream_items
+from ..tokenization import DetokenizationRequest, DetokenizationResponse, TokenizationRequest, TokenizationResponse
+from ..validation import InvalidRequest, check_request
+from .engine import Engine
+from .jobs import Job
+from .llama import LlamaModel, check_context_options
+from .thread import on_llama_thread
+
+_open_backends: "weakref.WeakSet[LocalBackend]" = weakref.WeakSet()
+
+
+@atexit.register
+def _close_open_backends() -> None:
+    # Stop the engines before the interpreter tears down the modules they use.
+    for backend in list(_open_backends):
+        backend.close()
+
+
+class _JobItems:
+    """A job's stream items, sync or async. Closing the iterator, or dropping it (also before
+    the first item), cancels the job, which frees its sequences and cells."""
+
+    def __init__(self, job: Job, items):
+        self._job, self._items = job, items
+
+    def __iter__(self) -> "_JobItems":
+        return self
+
+    def __next__(self) -> CompletionResponseStreamItem:
+        return next(self._items)
+
+    def __aiter__(self) -> "_JobItems":
+        return self
+
+    async def __anext__(self) -> CompletionResponseStreamItem:
+        return await self._items.__anext__()
+
+    def close(self) -> None:
+        self._items.close()
+        self._job.cancel()
+
+    async def aclose(self) -> None:
+        await self._items.aclose()
+        self._job.cancel()
+
+    def __del__(self):
+        self._job.cancel()
+
+
+class LocalBackend:
+    """Local GGUF models, each loaded once on first use, each served by one Engine (one decode
+    loop shared by every request of every face). Options: see `Client`."""
+
+    def __init__(self, *, context_length: Optional[int] = None, threads: Optional[int] = None,
+                 max_sequences: int = 16, flash_attention: Optional[bool] = None, prefix_cache: bool = True):
+        check_context_options(context_length, max_sequences)  # before any model is loaded
+        self._options = dict(context_length=context_length, threads=threads, max_sequences=max_sequences,
+                             flash_attention=flash_attention)
+        self._prefix_cache = prefix_cache
+        self._engines: Dict[str, Engine] = {}
+        self._engines_lock = threading.Lock()
+        _open_backends.add(self)
+
+    def engine(self, model: str) -> Engine:
+        """The engine of `model`, loading the model on first use."""
+        with self._engines_lock:
+            if model not in self._engines:
+                path = models.resolve(model)
+                llama = on_llama_thread(lambda: LlamaModel(path, **self._options))  # llama.cpp's thread
+                version = model if not models.is_gguf_path(model) else Path(path).stem
+                self._engines[model] = Engine(llama, model_version=version, prefix_cache=self._prefix_cache)
+            return self._engines[model]
+
+    # ---- completions ----------------------------------------------------------------------------
+
+    def stream(self, request: CompletionRequest, model: str,
+               streamed: bool = False) -> Iterator[CompletionResponseStreamItem]:
+        check_request(request, streamed)  # before a model is loaded
+        engine = self.engine(model)
+        plan = plan_completion(request, engine.model)
+        job = engine.submit(plan)
+        return _JobItems(job, stream_items(plan, job.events(), engine.model_version))
+
+    async def astream(self, request: CompletionRequest, model: str,
+                      streamed: bool = False) -> AsyncIterator[CompletionResponseStreamItem]:
+        check_request(request, streamed)  # before any thread hop
+        engine = await asyncio.to_thread(self.engine, model)  # may load the model
+        plan = await asyncio.to_thread(plan_completion, request, engine.model)  # tokenizes
+        job = engine.submit(plan)
+        return _JobItems(job, astream_items(plan, job.aevents(), engine.model_version))
+
+    # ---- tokens and models ------------------------------------------------------------------------
+
+    def tokenize(self, request: TokenizationRequest, model: str) -> TokenizationResponse:
+        """Tokens of a text, as the model's tokenizer splits it (no BOS)."""
+        llama = self.engine(model).model
+        ids = llama.tokenize(request.prompt)
+        texts = [llama.vocabulary.piece(t, raw=True).decode("utf-8", "replace") for t in ids]
+        return TokenizationResponse(tokens=texts if request.tokens else None,
+                                    token_ids=ids if request.token_ids else None)
+
+    def detokenize(self, request: DetokenizationRequest, model: str) -> DetokenizationResponse:
+        llama = self.engine(model).model
+        for token in request.token_ids:
+            if not 0 <= token < llama.vocab_size:
+                raise InvalidRequest("token_ids", f"token id {token} is not in [0, {llama.vocab_size})")
+        return DetokenizationResponse(result=llama.detokenize(request.token_ids))
+
+    def model_info(self, model: str) -> Mapping[str, Any]:
+        llama = self.engine(model).model
+        return {
+            "model": model,
+            "context_length": llama.context_length,
+            "trained_context_length": llama.trained_context_length,
+            "vocab_size": llama.vocab_size,
+            "max_sequences": llama.max_sequences,
+            "chat": self._chat_template(model) is not None,
+            "vision": False,  # no vision projector support yet
+            "steering": False,  # no steering concepts yet
+        }
+
+    def apply_chat_template(self, model: str, messages: Sequence[Mapping[str, str]],
+                            add_generation_prompt: bool = True) -> str:
+        template = self._chat_template(model)
+        if template is None:
+            raise models.NoChatTemplateError(
+                f"{model} has no chat template (a base model, not tuned for chat): complete text with it "
+                f"instead (the terminal UI's playground, `edgecomplete complete`)")
+        pairs = [(m["role"], m["content"]) for m in messages]
+        return self.engine(model).model.apply_chat_template(pairs, template, add_generation_prompt)
+
+    def _chat_template(self, model: str) -> Optional[str]:
+        fallback = None if models.is_gguf_path(model) else models.manifest(model).chat_template
+        return self.engine(model).model.chat_template(fallback)
+
+    def models(self) -> List[Mapping[str, Any]]:
+        return [
+            {
+                "name": status.manifest.name,
+                "description": status.manifest.description,
+                "context_length": status.manifest.context_length,
+                "license": status.manifest.license,
+                "installed": status.installed,
+                "path": str(status.path),
+            }
+            for status in models.list_models()
+        ]
+
+    def close(self) -> None:
+        """Stop the engines and free every loaded model."""
+        with self._engines_lock:
+            engines, self._engines = list(self._engines.values()), {}
+        for engine in engines:
+            engine.close()
+        _open_backends.discard(self)

@@ -1,0 +1,82 @@
+"""llama.cpp, process-wide: backend initialisation, its log routed to Python logging, and reading
+a GGUF's metadata without loading its weights."""
+
+from __future__ import annotations
+
+import ctypes
+import logging
+import threading
+from pathlib import Path
+from typing import Dict
+
+import llama_cpp
+
+from ..models import ModelError
+
+_backend_lock = threading.Lock()
+_backend_ready = False
+
+# llama.cpp's and ggml's log lines go to this logger, which has a NullHandler: they show only
+# where the application asks (logging configuration, or `edgecomplete ... --verbose`).
+NATIVE_LOG = "edgecomplete.llama_cpp"
+native_log = logging.getLogger(NATIVE_LOG)
+native_log.addHandler(logging.NullHandler())
+# ggml_log_level: 1 debug, 2 info, 3 warn, 4 error; 5 continues the previous line. (llama-cpp-
+# python's own callback still maps the older enum, so it printed warnings as errors.)
+_LOG_LEVELS = {1: logging.DEBUG, 2: logging.INFO, 3: logging.WARNING, 4: logging.ERROR}
+_last_log_level = logging.DEBUG
+
+
+@llama_cpp.llama_log_callback
+def _log_native(level: int, text: bytes, user_data) -> None:
+    global _last_log_level
+    level = _LOG_LEVELS.get(level, _last_log_level if level == 5 else logging.ERROR)
+    _last_log_level = level
+    if native_log.isEnabledFor(level):
+        message = text.decode("utf-8", "replace").rstrip("\n")
+        if message:
+            native_log.log(level, message)
+
+
+def init_backend() -> None:
+    global _backend_ready
+    with _backend_lock:
+        if not _backend_ready:
+            # Replaces llama-cpp-python's callback (set when llama_cpp was imported); the
+            # module-level _log_native keeps the ctypes callback alive.
+            llama_cpp.llama_log_set(_log_native, ctypes.c_void_p(0))
+            llama_cpp.llama_backend_init()
+            _backend_ready = True
+
+
+def read_metadata(path: Path) -> Dict[str, str]:
+    """The key-value metadata of a GGUF file (general.name, <arch>.context_length,
+    tokenizer.chat_template, ...), read by llama.cpp without loading the weights; the
+    vocabulary arrays (tokenizer.ggml.*) are left out."""
+    init_backend()
+    params = llama_cpp.llama_model_default_params()
+    params.vocab_only = True
+    model = llama_cpp.llama_model_load_from_file(str(path).encode(), params)
+    if not model:
+        raise ModelError(f"llama.cpp could not read {path} (not a GGUF model it supports)")
+    try:
+        metadata = {}
+        for i in range(llama_cpp.llama_model_meta_count(model)):
+            key = _meta_string(lambda buffer, size: llama_cpp.llama_model_meta_key_by_index(model, i, buffer, size))
+            if not key.startswith("tokenizer.ggml."):
+                metadata[key] = _meta_string(
+                    lambda buffer, size: llama_cpp.llama_model_meta_val_str_by_index(model, i, buffer, size))
+        return metadata
+    finally:
+        llama_cpp.llama_model_free(model)
+
+
+def _meta_string(read) -> str:
+    """A metadata string: `read(buffer, size)` returns its length, which may exceed the buffer."""
+    size = 256
+    while True:
+        buffer = ctypes.create_string_buffer(size)
+        n = read(buffer, size)
+        if n < size:
+            return buffer.value.decode("utf-8", "replace") if n >= 0 else ""
+        size = n + 1
