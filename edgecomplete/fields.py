@@ -37,7 +37,15 @@ _BOOLEANS = {"true": True, "yes": True, "on": True, "1": True, "false": False, "
 
 def unescape(text: str) -> str:
     """`\\n`, `\\t`, `\\\\` (and `\\|`) to the characters they stand for; other backslashes stay."""
-    return "".join(_split_escaped(text, separator=None))
+    out, i = [], 0
+    while i < len(text):
+        if text[i] == "\\" and i + 1 < len(text) and text[i + 1] in _ESCAPES:
+            out.append(_ESCAPES[text[i + 1]])
+            i += 2
+        else:
+            out.append(text[i])
+            i += 1
+    return "".join(out)
 
 
 def escape(text: str) -> str:
@@ -45,23 +53,20 @@ def escape(text: str) -> str:
     return text.replace("\\", "\\\\").replace("\n", "\\n").replace("\t", "\\t")
 
 
-def _split_escaped(text: str, separator: Any) -> List[str]:
-    """Unescape `text`, split at unescaped `separator` characters (None: no split)."""
-    parts, current, i = [], [], 0
+def _split_items(text: str) -> List[str]:
+    """The items of a list's text: split at each `|` that is not escaped, each item stripped of
+    the spaces around the separator, then unescaped."""
+    items, start, i = [], 0, 0
     while i < len(text):
-        char = text[i]
-        if char == "\\" and i + 1 < len(text) and text[i + 1] in _ESCAPES:
-            current.append(_ESCAPES[text[i + 1]])
+        if text[i] == "\\":
             i += 2
             continue
-        if char == separator:
-            parts.append("".join(current))
-            current = []
-        else:
-            current.append(char)
+        if text[i] == "|":
+            items.append(text[start:i])
+            start = i + 1
         i += 1
-    parts.append("".join(current))
-    return parts
+    items.append(text[start:])
+    return [unescape(item.strip()) for item in items if item.strip()]
 
 
 def _field_docs() -> Dict[str, str]:
@@ -116,7 +121,7 @@ class RequestField:
             if self.kind == "bias" and text.startswith("{"):
                 return {int(token): float(bias) for token, bias in json.loads(text).items()}
             if self.kind == "list":
-                return [item.strip() for item in _split_escaped(text, "|") if item.strip()]
+                return _split_items(text)
             if self.kind == "bias":
                 return dict(self.parse_item(pair) for pair in text.split(",") if pair.strip())
             return self.parse_item(text)
@@ -146,7 +151,8 @@ class RequestField:
         if value is None:
             return ""
         if self.kind == "list":
-            return " | ".join(escape(item).replace("|", "\\|") for item in value)
+            text = " | ".join(escape(item).replace("|", "\\|") for item in value)
+            return json.dumps(list(value), ensure_ascii=False) if text.startswith("[") else text
         if self.kind == "bias":
             return ", ".join(f"{token}:{bias}" for token, bias in value.items())
         if self.kind == "str":

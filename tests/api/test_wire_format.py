@@ -24,7 +24,7 @@ from edgecomplete import (
 from edgecomplete.prompt import ControlTokenOverlap, Cropping
 
 # Real API traffic recorded with the Aleph Alpha client (copied from the team's shared fixtures).
-FIXTURES = Path(__file__).resolve().parent / "fixtures" / "aleph-wire"
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "aleph-wire"
 CASSETTES = sorted(FIXTURES.glob("*.yaml"))
 
 

@@ -21,7 +21,7 @@ import pytest
 from edgecomplete import Client, models
 from edgecomplete.engine import NATIVE_LOG
 
-from .conftest import MODEL
+from ..conftest import MODEL
 
 STORY = "Once upon a time"
 

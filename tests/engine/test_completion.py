@@ -9,8 +9,8 @@ from edgecomplete import Client, CompletionRequest, Prompt, Text
 from edgecomplete.engine import TokenSampled, on_llama_thread
 from edgecomplete.plan import plan_completion
 
-from . import reference
-from .conftest import MODEL
+from ..core import reference
+from ..conftest import MODEL
 from .forced import FORCE, second_token
 
 STORY = "Once upon a time, in a small village by the sea, there lived"

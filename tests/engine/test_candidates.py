@@ -16,12 +16,12 @@ from edgecomplete import CompletionRequest, CompletionResponse, Prompt
 from edgecomplete.engine import TokenSampled, on_llama_thread
 from edgecomplete.plan import plan_completion
 
-from . import reference
-from .conftest import MODEL
+from ..core import reference
+from ..conftest import MODEL
 from .forced import FORCE, second_token
 
 PROMPT = "The old lighthouse keeper looked at the sea and"
-FIXTURES = Path(__file__).resolve().parent / "fixtures" / "aleph-wire"
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "aleph-wire"
 
 
 def request(text=PROMPT, **fields):

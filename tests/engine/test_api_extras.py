@@ -14,7 +14,7 @@ from edgecomplete import (
     fold_stream,
 )
 
-from .conftest import MODEL
+from ..conftest import MODEL
 
 
 def test_chat_template_renders_the_models_format(client):

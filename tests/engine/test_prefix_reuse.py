@@ -5,7 +5,7 @@ from edgecomplete import Client, CompletionRequest, Prompt
 from edgecomplete.engine import TokenSampled
 from edgecomplete.plan import plan_completion
 
-from .conftest import MODEL
+from ..conftest import MODEL
 
 SYSTEM = "<|im_start|>system\nYou are a helpful AI assistant named SmolLM, trained by Hugging Face<|im_end|>\n"
 

@@ -11,7 +11,7 @@ from edgecomplete import Client, CompletionRequest, InvalidRequest, Prompt
 from edgecomplete.engine.kv import sequence_ids
 from edgecomplete.tokenization import TokenizationRequest
 
-from .conftest import MODEL
+from ..conftest import MODEL
 
 CONTEXT_LENGTHS = [1, 2, 8, 16, 17, 18, 19, 32, 64, 128, 256]
 SHORT = "Hi"

@@ -20,9 +20,9 @@ from edgecomplete import (
 )
 from edgecomplete.stream import fold
 
-from .conftest import MODEL
+from ..conftest import MODEL
 
-FIXTURES = Path(__file__).resolve().parent / "fixtures" / "aleph-wire"
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "aleph-wire"
 STORY = "Once upon a time, in a small village by the sea, there lived"
 
 
