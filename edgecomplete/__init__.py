@@ -7,6 +7,7 @@
     print(client.complete(request, model="smollm2-135m").completions[0].completion)
 """
 
+from .backend import Backend
 from .client import AsyncClient, Client
 from .completion import (
     CompletionRequest,
@@ -56,6 +57,7 @@ __all__ = [
     "is_greedy",
     "with_drawn_seed",
     "AsyncClient",
+    "Backend",
     "Client",
     "CompletionRequest",
     "CompletionResponse",

@@ -54,7 +54,8 @@ class Client:
         prefix_cache: bool = True,
         backend: Optional[Backend] = None,
     ) -> None:
-        """`backend`: run on this Backend instead of a local engine made from the options."""
+        """`backend`: run on this Backend (which the client then owns and closes) instead of a
+        local engine made from the options."""
         if backend is None:
             from .engine import LocalBackend
 
