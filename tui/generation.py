@@ -17,6 +17,8 @@ from edgecomplete import (
     CompletionSummary,
     StreamChunk,
     TokenizationRequest,
+    can_stream,
+    candidate_count,
     fold_stream,
 )
 
@@ -49,9 +51,10 @@ class Generation:
     async def run(self, client: AsyncClient, stats: GenerationStats, on_text: Callable[[int, str], None]) -> None:
         prompt_text = self.request.prompt.items[0].text if self.request.prompt.items else ""
         counted = await client.tokenize(TokenizationRequest(prompt_text, tokens=False, token_ids=True), self.model)
-        stats.start(len(counted.token_ids or []), streamed=(self.request.best_of or 1) <= 1)
+        streamed = can_stream(self.request)
+        stats.start(len(counted.token_ids or []), streamed=streamed)
         try:
-            if (self.request.best_of or 1) > 1:  # cannot stream: every candidate must end first
+            if not streamed:  # best_of: every candidate must end before they are ranked
                 self.response = await client.complete(self.request, self.model)
                 for index, result in enumerate(self.response.completions):
                     stats.chunk(len(result.completion_tokens or []))
@@ -69,7 +72,7 @@ class Generation:
                                 self.texts[item.index] = self.texts.get(item.index, "") + item.completion
                                 frames.add(item.index, item.completion)
                         elif isinstance(item, CompletionSummary):
-                            stats.prompt_tokens = item.num_tokens_prompt_total // max(self.candidates, 1)
+                            stats.prompt_tokens = item.num_tokens_prompt_total // candidate_count(self.request)
                 finally:
                     frames.flush()
                 self.response = fold_stream(items)
@@ -80,10 +83,6 @@ class Generation:
             self.error = str(error)
         finally:
             stats.stop()
-
-    @property
-    def candidates(self) -> int:
-        return max(self.request.n, self.request.best_of or 1)
 
 
 class Frames:
