@@ -12,7 +12,7 @@ from textual.widgets import Input, OptionList
 from tui import EdgeCompleteApp
 from tui.config import Config
 from tui.generation import SLOWEST_FRAME_SECONDS, Frames
-from tui.params import ParamsPanel
+from tui.widgets import ParamsPanel
 from tui.screens import ModelPicker, SessionPicker, TokenInspector
 from tui.widgets import CandidatesView, LiveReply, MessageView
 
@@ -311,7 +311,7 @@ def test_keys_can_be_remapped_and_presets_saved(make_app):
             assert panel.display != shown
             set_param(app, "temperature", "0.9")
             await pilot.pause(0.05)
-            app.save_preset("warm", app.query_one(ParamsPanel).changed())
+            app.workspace.save_preset("warm", app.query_one(ParamsPanel).changed())
             assert app.store.presets()["warm"]["temperature"] == 0.9
             set_param(app, "temperature", "0.0")
             await pilot.pause(0.05)

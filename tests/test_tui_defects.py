@@ -11,7 +11,7 @@ from textual.widgets import Input
 from edgecomplete import CompletionRequest
 from tui import EdgeCompleteApp
 from tui.config import Config
-from tui.params import ParamsPanel
+from tui.widgets import ParamsPanel
 from tui.screens import BranchChoice, SessionPicker, TextPrompt
 from tui.widgets import MessageView
 
@@ -383,7 +383,7 @@ def test_presets_can_be_deleted(make_app):
         app = make_app()
         async with app.run_test(size=(120, 36)) as pilot:
             await ready(pilot, app)
-            app.save_preset("short", {"maximum_tokens": 5})
+            app.workspace.save_preset("short", {"maximum_tokens": 5})
             assert "short" in app.store.presets()
             select = app.query_one("#preset-select")
             select.value = "short"

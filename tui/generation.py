@@ -1,5 +1,6 @@
 """One generation, streamed through the public API: the request, its live text per candidate,
-its numbers. Views own a Generation while it runs; the UI thread never waits on the model."""
+its numbers, and the frames that hand its text to the view. Views own a Generation while it
+runs (see tui.views.generating); the UI thread never waits on the model."""
 
 from __future__ import annotations
 
@@ -7,8 +8,6 @@ import asyncio
 import time
 from dataclasses import dataclass, field
 from typing import Callable, Dict, List, Optional
-
-from textual.worker import Worker, WorkerCancelled, WorkerError, WorkerFailed
 
 from edgecomplete import (
     AsyncClient,
@@ -22,7 +21,7 @@ from edgecomplete import (
     fold_stream,
 )
 
-from .widgets import GenerationStats
+from .stats import GenerationStats
 
 # Streamed text is shown a frame at a time: the text of every chunk that arrived within a frame is
 # handed to the view at once. The model makes a token every few milliseconds, and on a 2-core
@@ -116,38 +115,3 @@ class Frames:
         cpu = time.thread_time()
         spent, self._cpu = cpu - self._cpu, cpu
         self.interval = min(SLOWEST_FRAME_SECONDS, max(FRAME_SECONDS, spent / UI_CPU_SHARE))
-
-
-class GenerationOwner:
-    """A view that runs one Generation at a time in a worker (`_worker`)."""
-
-    _worker: Optional[Worker] = None
-
-    @property
-    def showing(self) -> bool:
-        """The app is running and can show things (not shutting down, when workers are cancelled
-        while widgets go away)."""
-        return self.app.is_running and self.is_attached
-
-    @property
-    def generating(self) -> bool:
-        """A generation was started and has not ended (also while its worker is still pending)."""
-        return self._worker is not None and not self._worker.is_finished
-
-    def cancel(self) -> bool:
-        if self.generating:
-            self._worker.cancel()
-            return True
-        return False
-
-    async def stop(self) -> None:
-        """Cancel the generation in progress, if any, and wait until it has ended (its view shows
-        it as far as it got)."""
-        worker = self._worker
-        if worker is None or worker.is_finished:
-            return
-        worker.cancel()
-        try:
-            await worker.wait()
-        except (WorkerCancelled, WorkerFailed, WorkerError):
-            pass
