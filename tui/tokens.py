@@ -1,5 +1,5 @@
-"""Seeing the model think: tokens coloured by probability, a cursor over them, and the top
-alternatives of the token under the cursor."""
+"""Seeing the model think: tokens coloured by probability, the top alternatives of a token, and
+the tokens that make a reply's text. (The widget with a cursor over them is tui.widgets.TokenView.)"""
 
 from __future__ import annotations
 

@@ -1,5 +1,4 @@
-"""Drawing without layout passes: on a 2-core machine whose cores both run llama.cpp, a layout
-pass of the whole screen is tens of milliseconds taken from the model's decode."""
+"""Drawing that spares the screen a layout pass where it can (see redraw)."""
 
 from __future__ import annotations
 
