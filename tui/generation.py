@@ -1,5 +1,6 @@
 """One generation, streamed through the public API: the request, its live text per candidate,
-its numbers. Views own a Generation while it runs; the UI thread never waits on the model."""
+its numbers, and the frames that hand its text to the view. Views own a Generation while it
+runs (see tui.views.generating); the UI thread never waits on the model."""
 
 from __future__ import annotations
 
@@ -8,8 +9,6 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable, Dict, List, Optional
 
-from textual.worker import Worker, WorkerCancelled, WorkerError, WorkerFailed
-
 from edgecomplete import (
     AsyncClient,
     CompletionRequest,
@@ -17,10 +16,12 @@ from edgecomplete import (
     CompletionSummary,
     StreamChunk,
     TokenizationRequest,
+    can_stream,
+    candidate_count,
     fold_stream,
 )
 
-from .widgets import GenerationStats
+from .stats import GenerationStats
 
 # Streamed text is shown a frame at a time: the text of every chunk that arrived within a frame is
 # handed to the view at once. The model makes a token every few milliseconds, and on a 2-core
@@ -49,9 +50,10 @@ class Generation:
     async def run(self, client: AsyncClient, stats: GenerationStats, on_text: Callable[[int, str], None]) -> None:
         prompt_text = self.request.prompt.items[0].text if self.request.prompt.items else ""
         counted = await client.tokenize(TokenizationRequest(prompt_text, tokens=False, token_ids=True), self.model)
-        stats.start(len(counted.token_ids or []), streamed=(self.request.best_of or 1) <= 1)
+        streamed = can_stream(self.request)
+        stats.start(len(counted.token_ids or []), streamed=streamed)
         try:
-            if (self.request.best_of or 1) > 1:  # cannot stream: every candidate must end first
+            if not streamed:  # best_of: every candidate must end before they are ranked
                 self.response = await client.complete(self.request, self.model)
                 for index, result in enumerate(self.response.completions):
                     stats.chunk(len(result.completion_tokens or []))
@@ -69,7 +71,7 @@ class Generation:
                                 self.texts[item.index] = self.texts.get(item.index, "") + item.completion
                                 frames.add(item.index, item.completion)
                         elif isinstance(item, CompletionSummary):
-                            stats.prompt_tokens = item.num_tokens_prompt_total // max(self.candidates, 1)
+                            stats.prompt_tokens = item.num_tokens_prompt_total // candidate_count(self.request)
                 finally:
                     frames.flush()
                 self.response = fold_stream(items)
@@ -80,10 +82,6 @@ class Generation:
             self.error = str(error)
         finally:
             stats.stop()
-
-    @property
-    def candidates(self) -> int:
-        return max(self.request.n, self.request.best_of or 1)
 
 
 class Frames:
@@ -117,38 +115,3 @@ class Frames:
         cpu = time.thread_time()
         spent, self._cpu = cpu - self._cpu, cpu
         self.interval = min(SLOWEST_FRAME_SECONDS, max(FRAME_SECONDS, spent / UI_CPU_SHARE))
-
-
-class GenerationOwner:
-    """A view that runs one Generation at a time in a worker (`_worker`)."""
-
-    _worker: Optional[Worker] = None
-
-    @property
-    def showing(self) -> bool:
-        """The app is running and can show things (not shutting down, when workers are cancelled
-        while widgets go away)."""
-        return self.app.is_running and self.is_attached
-
-    @property
-    def generating(self) -> bool:
-        """A generation was started and has not ended (also while its worker is still pending)."""
-        return self._worker is not None and not self._worker.is_finished
-
-    def cancel(self) -> bool:
-        if self.generating:
-            self._worker.cancel()
-            return True
-        return False
-
-    async def stop(self) -> None:
-        """Cancel the generation in progress, if any, and wait until it has ended (its view shows
-        it as far as it got)."""
-        worker = self._worker
-        if worker is None or worker.is_finished:
-            return
-        worker.cancel()
-        try:
-            await worker.wait()
-        except (WorkerCancelled, WorkerFailed, WorkerError):
-            pass

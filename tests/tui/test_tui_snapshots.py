@@ -2,15 +2,7 @@
 
 from textual.widgets import Input, TextArea
 
-from tui import EdgeCompleteApp
-from tui.config import Config
 from tui.screens import TokenInspector
-
-from .conftest import MODEL
-
-
-def app_for(client, tmp_path):
-    return EdgeCompleteApp(model=MODEL, client=client, data=tmp_path / "data", config=Config())
 
 
 async def settle(pilot):
@@ -28,31 +20,31 @@ async def settle(pilot):
     await pilot.pause(0.1)
 
 
-def test_chat_screen_at_80x24(snap_compare, client, tmp_path):
-    assert snap_compare(app_for(client, tmp_path), terminal_size=(80, 24), run_before=settle)
+def test_chat_screen_at_80x24(snap_compare, make_app):
+    assert snap_compare(make_app(), terminal_size=(80, 24), run_before=settle)
 
 
-def test_parameter_panel_with_an_invalid_value(snap_compare, client, tmp_path):
+def test_parameter_panel_with_an_invalid_value(snap_compare, make_app):
     async def run_before(pilot):
         await settle(pilot)
         pilot.app.query_one("#param-temperature", Input).value = "-1"
         pilot.app.query_one("#param-n", Input).value = "2"
         await pilot.pause(0.1)
 
-    assert snap_compare(app_for(client, tmp_path), terminal_size=(120, 36), run_before=run_before)
+    assert snap_compare(make_app(), terminal_size=(120, 36), run_before=run_before)
 
 
-def test_playground_screen(snap_compare, client, tmp_path):
+def test_playground_screen(snap_compare, make_app):
     async def run_before(pilot):
         await settle(pilot)
         await pilot.press("f3")
         pilot.app.query_one("#playground-buffer", TextArea).load_text("Once upon a time")
         await pilot.pause(0.1)
 
-    assert snap_compare(app_for(client, tmp_path), terminal_size=(100, 30), run_before=run_before)
+    assert snap_compare(make_app(), terminal_size=(100, 30), run_before=run_before)
 
 
-def test_token_inspector(snap_compare, client, tmp_path):
+def test_token_inspector(snap_compare, make_app):
     tokens = [" The", " sea", " was", " calm", "."]
     log_probs = [{" The": -0.1, " A": -2.5}, {" sea": -1.2, " sky": -0.9, " lake": -3.0},
                  {" was": -0.05}, {" calm": -2.3, " rough": -0.4, " blue": -1.9}, {".": -0.2, ",": -1.8}]
@@ -64,4 +56,4 @@ def test_token_inspector(snap_compare, client, tmp_path):
         await pilot.press("right", "right", "right")
         await pilot.pause(0.1)
 
-    assert snap_compare(app_for(client, tmp_path), terminal_size=(100, 30), run_before=run_before)
+    assert snap_compare(make_app(), terminal_size=(100, 30), run_before=run_before)

@@ -3,86 +3,35 @@ edit-and-resend, cancel, candidates side by side, branching from a token."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
-from typing import Any, Dict, List, Mapping, Optional
+from dataclasses import replace
+from typing import Optional
 
-from textual import events, on, work
+from textual import on
 from textual.app import ComposeResult
-from textual.binding import Binding
-from textual.containers import Vertical, VerticalScroll
-from textual.message import Message
-from textual.widgets import Input, Static, TextArea
+from textual.containers import VerticalScroll
+from textual.widgets import Input, Static
 
 from edgecomplete import CompletionRequest, Prompt
 
-from .generation import Generation, GenerationOwner
-from .screens import BranchChoice
-from .session import Session, Turn, with_prefix
-from .widgets import CandidatesView, LiveReply, MessageView, follow
+from ..generation import Generation
+from ..messages import ChatUnavailable, SessionChanged
+from ..screens import BranchChoice
+from ..session import Session, Turn
+from ..widgets import CandidatesView, ChatInput, LiveReply, MessageView, follow
+from .generating import Continuation, GeneratingView
 
 
-class ChatInput(TextArea):
-    """Enter sends; ctrl+j (or shift+enter where the terminal reports it) inserts a newline.
+class ChatView(GeneratingView):
+    """The conversation of a chat Session. `markdown`: replies shown as Markdown (else as their
+    raw text); the app sets it with show_markdown."""
 
-    Keys are applied in the order they arrive, also in a burst (a paste ending in a newline, a
-    fast typist, `tmux send-keys`): the send key is an ordinary binding, acted on when the key
-    reaches it after every key typed before it, never a priority binding (which the app runs
-    as the key arrives, ahead of the characters still queued for this input)."""
-
-    BINDINGS = [
-        Binding("enter", "submit", "send", show=False, id="send"),
-        Binding("ctrl+j,shift+enter", "newline", "newline", show=False, id="newline"),
-    ]
-
-    @dataclass
-    class Submitted(Message):
-        text: str
-
-    def _on_key(self, event: events.Key) -> None:
-        # Textual runs TextArea's own key handler after this one, and it inserts Enter; a key
-        # bound here (send, as the keymap has it) skips it and bubbles on to its binding.
-        active = self.screen.active_bindings.get(event.key)
-        if active is not None and active.node is self:
-            event.prevent_default()
-
-    def action_submit(self) -> None:
-        self.post_message(self.Submitted(self.text))
-
-    def action_newline(self) -> None:
-        self.insert("\n")
-
-
-@dataclass
-class Continuation:
-    """Where a reply starts: after `text` (a branch or a continued reply, with the `tokens` and
-    `log_probs` it had), in place of `replaces`, answering `sent` (a message sent with it)."""
-
-    text: str = ""
-    tokens: Optional[List[str]] = None
-    log_probs: Optional[List[Mapping[str, float]]] = None
-    replaces: Optional[Turn] = None
-    sent: Optional[Turn] = None
-
-    @staticmethod
-    def branch(reply: Turn, choice: BranchChoice) -> "Continuation":
-        tokens, log_probs = reply.kept_until(choice.token_index, choice.text)
-        return Continuation(text="".join(tokens), tokens=tokens, log_probs=log_probs, replaces=reply)
-
-    def whole(self, response: Dict[str, Any]) -> Dict[str, Any]:
-        """The response as the whole reply: what the reply started from in front of it."""
-        return with_prefix(response, self.text, self.tokens, self.log_probs) if self.text else response
-
-
-class ChatView(GenerationOwner, Vertical):
-    """The conversation of a chat Session."""
-
-    def __init__(self, session: Session, **kwargs):
-        super().__init__(**kwargs)
-        self.session = session
-        self.generation: Optional[Generation] = None
-        self._live: Optional[LiveReply] = None  # the reply being streamed
-        self._candidates: Optional[CandidatesView] = None
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.markdown = True
         self.editing: Optional[int] = None  # the index of the user message being edited (F4)
+        self._reply: Optional[Turn] = None  # the reply being generated ...
+        self._live: Optional[LiveReply] = None  # ... as it streams
+        self._log: Optional[VerticalScroll] = None
 
     def compose(self) -> ComposeResult:
         yield Input(self.session.system_prompt, placeholder="system prompt (optional)", id="system-prompt")
@@ -91,7 +40,8 @@ class ChatView(GenerationOwner, Vertical):
         yield ChatInput(id="chat-input")
 
     def on_mount(self) -> None:
-        self.query_one("#chat-hint", Static).update(self.app.key_hint(
+        self._log = self.query_one("#chat-log", VerticalScroll)
+        self.query_one("#chat-hint", Static).update(self.hints.line(
             ("send", "send"), ("newline", "newline"), ("cancel", "stop"), ("regenerate", "regenerate"),
             ("edit", "edit"), ("continue", "continue"), ("inspect", "tokens")))
         self.show_session(self.session)
@@ -107,10 +57,10 @@ class ChatView(GenerationOwner, Vertical):
             self.editing = None
         self.session = session
         self.query_one("#system-prompt", Input).value = session.system_prompt
-        log = self.query_one("#chat-log", VerticalScroll)
+        log = self._log
         log.remove_children()
         for index, turn in enumerate(session.turns):
-            log.mount(MessageView(turn, index))
+            log.mount(MessageView(turn, index, self.markdown))
         self._candidates = None
         last = session.turns[-1] if session.turns else None
         if last is not None and len(last.completions()) > 1:
@@ -118,11 +68,22 @@ class ChatView(GenerationOwner, Vertical):
         self._show_editing()
         log.scroll_end(animate=False)
 
+    def show_markdown(self, markdown: bool) -> None:
+        """Replies as Markdown (code blocks, lists, emphasis) or as their raw text (coloured by
+        probability where log-probs came back)."""
+        self.markdown = markdown
+        for view in self.query(MessageView):
+            view.markdown = markdown
+            view.show()
+
     def _show_candidates(self, turn: Turn) -> None:
         view = CandidatesView(len(turn.completions()))
-        self.query_one("#chat-log").mount(view)
+        self._log.mount(view)
         self._candidates = view
         self.call_after_refresh(view.set_results, turn.completions(), turn.chosen)
+
+    def _changed(self) -> None:
+        self.post_message(SessionChanged(self.session))
 
     # ---- actions ----------------------------------------------------------------------------------
 
@@ -135,10 +96,10 @@ class ChatView(GenerationOwner, Vertical):
         if not text:
             return
         await self.stop()
-        if not self.app.can_chat:
-            self.app.notify(self.app.no_chat_message(), title="no chat with this model", severity="warning")
+        if not self.service.can_chat:
+            self.post_message(ChatUnavailable())
             return
-        request = self.app.build_request(chat=True)
+        request = self.service.request(chat=True)
         if request is None:
             return
         self.query_one(ChatInput).clear()
@@ -148,74 +109,55 @@ class ChatView(GenerationOwner, Vertical):
             self.show_session(self.session)
         sent = Turn("user", text)
         self.session.turns.append(sent)
-        self.query_one("#chat-log").mount(MessageView(sent, len(self.session.turns) - 1))
-        self.app.save_session(self.session)
-        self._worker = self._generate(request, Continuation(sent=sent))
+        self._log.mount(MessageView(sent, len(self.session.turns) - 1, self.markdown))
+        self._changed()
+        self._start(request, Continuation(sent=sent))
 
-    def start(self, continuation: Optional["Continuation"] = None) -> bool:
-        """Generate the assistant's reply to the conversation as it is (continuing
-        `continuation`, if given). Returns whether it started (the panel may refuse)."""
-        request = self.app.build_request(chat=True)
-        if request is None:
-            return False
-        self._worker = self._generate(request, continuation or Continuation())
-        return True
-
-    @work(exclusive=True, group="generation")
-    async def _generate(self, base: CompletionRequest, continuation: "Continuation") -> None:
+    async def _begin(self, base: CompletionRequest, continuation: Continuation) -> Optional[Generation]:
         partial = continuation.text
         messages = [{"role": "system", "content": self.session.system_prompt}] if self.session.system_prompt else []
         messages += [{"role": t.role, "content": t.content} for t in self.session.turns]
         try:
-            prompt = await self.app.client.apply_chat_template(self.app.model, messages) + partial
+            prompt = await self.service.chat_prompt(messages) + partial
         except ValueError as error:  # no chat template
             self._undo(continuation, str(error))
-            return
+            return None
         request = replace(base, prompt=Prompt.from_text(prompt))
-        turn = Turn("assistant", partial, request=request.to_json())
-        self.session.turns.append(turn)
-        log = self.query_one("#chat-log", VerticalScroll)
+        self._reply = Turn("assistant", partial, request=request.to_json())
+        self.session.turns.append(self._reply)
         # Alone, the reply streams above a page of spare lines: the log scrolls to follow it, and
         # the screen's layout is redone once a page (see StreamText). Candidates go below it.
-        page = log.scrollable_content_region.height if request.n == 1 else 0
+        page = self._log.scrollable_content_region.height if request.n == 1 else 0
         self._live = LiveReply(partial, reserve=page)  # a MessageView once the reply has ended
-        await log.mount(self._live)
-        self._candidates = None
-        if request.n > 1:
-            self._candidates = CandidatesView(request.n)
-            await log.mount(self._candidates)
-        generation = self.generation = Generation(request, self.app.model)
+        await self._log.mount(self._live)
+        await self._mount_candidates(self._log, request.n)
+        return self.service.generation(request)
 
-        def on_text(index: int, text: str) -> None:
-            if index == 0:
-                turn.content += text
-            if not self.showing:
-                return
-            grew = index == 0 and self._live.append(text)
-            if self._candidates is not None:
-                self._candidates.append(index, text)
-                if grew:
-                    log.scroll_end(animate=False)
-            elif grew:
-                self.call_after_refresh(self._follow)  # once the log knows its new size
-            else:
-                self._follow()
-
-        try:
-            with self.app.steady_cursors():
-                await generation.run(self.app.client, self.app.stats, on_text)
-        finally:
-            self._finish(turn, continuation, generation)
+    def _show_text(self, index: int, text: str) -> None:
+        if index == 0:
+            self._reply.content += text
+        if not self.showing:
+            return
+        grew = index == 0 and self._live.append(text)
+        if self._candidates is not None:
+            self._candidates.append(index, text)
+            if grew:
+                self._log.scroll_end(animate=False)
+        elif grew:
+            self.call_after_refresh(self._follow)  # once the log knows its new size
+        else:
+            self._follow()
 
     def _follow(self) -> None:
         """Keep the streaming reply's last line in view."""
         if self._live is not None:
-            follow(self.query_one("#chat-log", VerticalScroll), self._live, self._live.text_bottom)
+            follow(self._log, self._live, self._live.text_bottom)
 
-    def _finish(self, turn: Turn, continuation: "Continuation", generation: Generation) -> None:
+    def _end(self, generation: Generation, continuation: Continuation) -> None:
         """The reply as it ended: whole, stopped part-way (kept as far as it got, marked as
         stopped), or rejected (the conversation as it was before: a message sent with it goes
         back to the input, a reply it was to replace comes back)."""
+        turn = self._reply
         if generation.error:
             self.session.turns.remove(turn)
             if self.showing:
@@ -228,30 +170,26 @@ class ChatView(GenerationOwner, Vertical):
             turn.content = turn.completions()[0].get("completion") or ""
         else:
             turn.stopped = True
-        self.app.save_session(self.session)
+        self._changed()
         if not self.showing:
             return
         live, self._live = self._live, None
-        log = self.query_one("#chat-log", VerticalScroll)
-        log.mount(MessageView(turn, self.session.turns.index(turn)), before=live)
+        self._log.mount(MessageView(turn, self.session.turns.index(turn), self.markdown), before=live)
         live.remove()
-        log.scroll_end(animate=False)
-        if self._candidates is not None and generation.response is not None:
-            self._candidates.set_results(turn.completions(), turn.chosen)
-        elif self._candidates is not None:
-            self._candidates.finish()
+        self._log.scroll_end(animate=False)
+        self._end_candidates(turn, generation)
 
-    def _undo(self, continuation: "Continuation", message: str) -> None:
+    def _undo(self, continuation: Continuation, message: str) -> None:
         """A request refused: the conversation as it was before it (a message sent with it goes
         back to the input, a reply it was to replace comes back)."""
         if continuation.sent is not None:
             self.session.turns.remove(continuation.sent)
         if continuation.replaces is not None:
             self.session.turns.append(continuation.replaces)
-        self.app.save_session(self.session)
+        self._changed()
         if not self.showing:
             return
-        self.app.notify(message, title="request rejected", severity="error")
+        self._rejected(message)
         if continuation.sent is not None:
             chat_input = self.query_one(ChatInput)
             if not chat_input.text:
@@ -277,13 +215,14 @@ class ChatView(GenerationOwner, Vertical):
         self._replace_last_reply(Continuation(text=reply.content, tokens=reply.tokens(),
                                               log_probs=reply.log_probs(), replaces=reply))
 
-    def _replace_last_reply(self, continuation: "Continuation") -> None:
-        if self.app.build_request(chat=True) is None:  # refused: the reply stays
+    def _replace_last_reply(self, continuation: Continuation) -> None:
+        request = self.service.request(chat=True)
+        if request is None:  # refused: the reply stays
             return
         if continuation.replaces is not None:
             self.session.turns.remove(continuation.replaces)
         self.show_session(self.session)
-        self.start(continuation)
+        self._start(request, continuation)
 
     def edit_last_user_message(self) -> None:
         """Put the last user message in the input to edit it. The conversation from it on is
@@ -315,6 +254,8 @@ class ChatView(GenerationOwner, Vertical):
     def last_reply(self) -> Optional[Turn]:
         return next((t for t in reversed(self.session.turns) if t.role == "assistant"), None)
 
+    shown_turn = last_reply
+
     def branch(self, choice: BranchChoice) -> None:
         """Regenerate the last reply from one of its tokens, with an alternative in its place:
         the reply keeps everything before that token, with its tokens and log-probs."""
@@ -331,4 +272,4 @@ class ChatView(GenerationOwner, Vertical):
         reply.chosen = (reply.chosen + step) % len(reply.completions())
         reply.content = reply.completions()[reply.chosen].get("completion", "")
         self.show_session(self.session)
-        self.app.save_session(self.session)
+        self._changed()

@@ -8,40 +8,29 @@ from dataclasses import replace
 from typing import List, Mapping, Optional
 
 from rich.text import Text
-from textual import on, work
+from textual import on
 from textual.app import ComposeResult
-from textual.binding import Binding
-from textual.containers import Vertical, VerticalScroll
+from textual.containers import VerticalScroll
 from textual.widgets import Static, TextArea
 
 from edgecomplete import CompletionRequest, Prompt
 
-from .generation import Generation, GenerationOwner
-from .screens import BranchChoice
-from .session import Session, Turn, with_prefix
-from .tokens import coloured
-from .widgets import CandidatesView, StreamText, follow, redraw, shown_tokens
+from ..generation import Generation
+from ..messages import SessionChanged
+from ..screens import BranchChoice
+from ..session import Session, Turn
+from ..tokens import coloured, shown_tokens
+from ..widgets import PlaygroundBuffer, StreamText, follow, redraw
+from .generating import Continuation, GeneratingView
 
 
-class PlaygroundBuffer(TextArea):
-    """The text to complete. F5-F7 are the playground's keys here (TextArea's own F6 and F7
-    select text). They are ordinary bindings, not priority ones, so they act after every key
-    typed before them has reached the buffer."""
-
-    BINDINGS = [
-        Binding("f5", "app.generate", "generate", show=False, id="generate"),
-        Binding("f6", "app.accept", "accept", show=False, id="accept"),
-        Binding("f7", "app.reject", "reject", show=False, id="reject"),
-    ]
-
-
-class PlaygroundView(GenerationOwner, Vertical):
-    def __init__(self, session: Session, **kwargs):
-        super().__init__(**kwargs)
-        self.session = session
+class PlaygroundView(GeneratingView):
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
         self.pending: Optional[Turn] = None  # a completion not yet accepted or rejected
-        self._prefix = ""  # branch: text kept in front of the pending completion
-        self._candidates: Optional[CandidatesView] = None
+        self._streamed = ""  # candidate 0's text so far (a branch's kept text in front)
+        self._output: Optional[VerticalScroll] = None
+        self._stream: Optional[StreamText] = None
 
     def compose(self) -> ComposeResult:
         yield PlaygroundBuffer(self.session.buffer, id="playground-buffer")
@@ -53,7 +42,9 @@ class PlaygroundView(GenerationOwner, Vertical):
         yield Static("", id="playground-hint", classes="hint")
 
     def on_mount(self) -> None:
-        self.query_one("#playground-hint", Static).update(self.app.key_hint(
+        self._output = self.query_one("#playground-output", VerticalScroll)
+        self._stream = self.query_one("#playground-live", StreamText)
+        self.query_one("#playground-hint", Static).update(self.hints.line(
             ("generate", "generate"), ("accept", "accept"), ("reject", "reject"), ("cancel", "stop"),
             ("choose_next", "next candidate"), ("inspect", "tokens")))
 
@@ -93,74 +84,69 @@ class PlaygroundView(GenerationOwner, Vertical):
         made it, kept as part of the completion)."""
         if self.generating:
             return
-        request = self.app.build_request(chat=False)
+        request = self.service.request(chat=False)
         if request is None:
             return
         self.session.buffer = self.buffer
-        self.pending, self._prefix = None, prefix
-        self._worker = self._generate(replace(request, prompt=Prompt.from_text(self.buffer + prefix)),
-                                      tokens, log_probs)
+        self.pending = None
+        self._start(replace(request, prompt=Prompt.from_text(self.buffer + prefix)),
+                    Continuation(text=prefix, tokens=tokens, log_probs=log_probs))
 
-    @work(exclusive=True, group="generation")
-    async def _generate(self, request: CompletionRequest, tokens: Optional[List[str]],
-                        log_probs: Optional[List[Mapping[str, float]]]) -> None:
-        generation = Generation(request, self.app.model)
-        output = self.query_one("#playground-output", VerticalScroll)
+    async def _begin(self, request: CompletionRequest, continuation: Continuation) -> Optional[Generation]:
+        generation = self.service.generation(request)
         if self._candidates is not None:
             self._candidates.remove()
-            self._candidates = None
-        if request.n > 1:
-            self._candidates = CandidatesView(request.n)
-            await output.mount(self._candidates)
-        live = [self._prefix]
-        stream = self.query_one("#playground-live", StreamText)
-        stream.reserve = output.scrollable_content_region.height if request.n == 1 else 0
+        await self._mount_candidates(self._output, request.n)
+        self._streamed = continuation.text
+        stream = self._stream
+        stream.reserve = self._output.scrollable_content_region.height if request.n == 1 else 0
         stream.clear()
         stream.append(self.buffer[-200:], "dim")
-        stream.append(self._prefix, "bold cyan")
+        stream.append(continuation.text, "bold cyan")
         self._show_streaming(True)
+        return generation
 
-        def on_text(index: int, text: str) -> None:
-            if index == 0:
-                live[0] += text
-            if not self.showing:
-                return
-            if index == 0:
-                if stream.append(text):
-                    self.call_after_refresh(follow, output, stream, stream.line_count)
-                elif self._candidates is None:
-                    follow(output, stream, stream.line_count)
-            if self._candidates is not None:
-                self._candidates.append(index, text)
+    def _show_text(self, index: int, text: str) -> None:
+        if index == 0:
+            self._streamed += text
+        if not self.showing:
+            return
+        if index == 0:
+            stream = self._stream
+            if stream.append(text):
+                self.call_after_refresh(follow, self._output, stream, stream.line_count)
+            elif self._candidates is None:
+                follow(self._output, stream, stream.line_count)
+        if self._candidates is not None:
+            self._candidates.append(index, text)
 
-        try:
-            with self.app.steady_cursors():
-                await generation.run(self.app.client, self.app.stats, on_text)
-        finally:
-            if generation.response is not None:
-                response = generation.response.to_json()
-                if self._prefix:
-                    response = with_prefix(response, self._prefix, tokens, log_probs)
-                self.pending = Turn("assistant", response["completions"][0].get("completion") or "",
-                                    request=request.to_json(), response=response)
-            elif not generation.error and live[0]:  # stopped: what came, to accept or reject
-                self.pending = Turn("assistant", live[0], request=request.to_json(), stopped=True)
-            if self.showing:
-                self._finish(generation)
+    def _end(self, generation: Generation, continuation: Continuation) -> None:
+        """The completion as it ended, pending (to accept or reject): whole, or stopped part-way
+        (what came); a refused one leaves nothing pending."""
+        request = generation.request
+        if generation.response is not None:
+            response = continuation.whole(generation.response.to_json())
+            self.pending = Turn("assistant", response["completions"][0].get("completion") or "",
+                                request=request.to_json(), response=response)
+        elif not generation.error and self._streamed:  # stopped: what came, to accept or reject
+            self.pending = Turn("assistant", self._streamed, request=request.to_json(), stopped=True)
+        if not self.showing:
+            return
+        self._show_streaming(False)
+        if generation.error:
+            self._rejected(generation.error)
+        self._end_candidates(self.pending, generation)
+        self._show_pending()
 
     def _show_streaming(self, streaming: bool) -> None:
         self.query_one("#playground-completion").set_class(streaming, "hidden")
-        self.query_one("#playground-live").set_class(not streaming, "hidden")
+        self._stream.set_class(not streaming, "hidden")
 
-    def _finish(self, generation: Generation) -> None:
-        self._show_streaming(False)
-        if generation.error:
-            self.app.notify(generation.error, title="request rejected", severity="error")
-        elif self._candidates is not None and generation.response is not None:
-            self._candidates.set_results(self.pending.completions(), 0)
-        if self._candidates is not None and generation.response is None:
-            self._candidates.finish()
-        self._show_pending()
+    def regenerate(self) -> None:
+        self.generate()
+
+    def shown_turn(self) -> Optional[Turn]:
+        return self.pending
 
     def accept(self) -> None:
         if self.pending is None or self.generating:
@@ -171,7 +157,7 @@ class PlaygroundView(GenerationOwner, Vertical):
         self.session.buffer = buffer.text
         self.pending = None
         self._show_pending()
-        self.app.save_session(self.session)
+        self.post_message(SessionChanged(self.session))
 
     def reject(self) -> None:
         if self.generating:
