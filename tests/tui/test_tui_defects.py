@@ -356,7 +356,11 @@ def test_replies_show_as_markdown_or_raw_without_end_of_turn_tokens(run_ui):
                 app.action_toggle_markdown()
                 await pilot.pause(0.05)
             assert "<|im_end|>" not in shown(view)
-        assert reply.tokens() and "".join(reply.tokens()).startswith(reply.content)
+        # A character split across byte tokens shows as U+FFFD in each token's text: compare the
+        # ASCII, which no split can change.
+        def ascii_text(text):
+            return "".join(c for c in text if c.isascii())
+        assert reply.tokens() and ascii_text("".join(reply.tokens())).startswith(ascii_text(reply.content))
         # Markdown, not its syntax: a code block's fences are not shown.
         reply.content = "Here:\n\n```python\nprint('hi')\n```\n"
         app.action_toggle_markdown()
