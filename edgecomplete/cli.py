@@ -214,6 +214,24 @@ def _print_tokens(result: CompletionResult) -> None:
         print("  ".join(columns).rstrip())
 
 
+def _serve(args: argparse.Namespace) -> int:
+    try:
+        from .server import serve
+    except ImportError as error:
+        raise ValueError(f"serve needs the server's packages ({error.name} is missing): "
+                         "pip install 'edgecomplete[serve]'") from None
+    from .client import Client
+
+    names = args.model or [models.DEFAULT_MODEL]
+    with Client(context_length=args.context_length, threads=args.threads) as client:
+        for name in names:  # pulled and loaded before the first request
+            with_pulled_model(name, lambda: client.model_info(name))
+        print(f"edgecomplete: serving {', '.join(names)} on http://{args.host}:{args.port} "
+              "(the Aleph Alpha API under / and /v1)", file=sys.stderr)
+        serve(client.backend, names, host=args.host, port=args.port, token=args.token)
+    return 0
+
+
 def _models(args: argparse.Namespace) -> int:
     if args.models_command == "pull":
         pull_with_progress(args.name, force=args.force)
@@ -310,6 +328,15 @@ def build_parser() -> argparse.ArgumentParser:
     # group "edgecomplete.commands", each a function that adds its subparser.
     for command in sorted(entry_points(group=COMMANDS_GROUP), key=lambda entry: entry.name):
         command.load()(commands)
+
+    serve = commands.add_parser("serve", help="serve the Aleph Alpha HTTP API on this machine")
+    serve.add_argument("--model", "-m", action="append", default=None, metavar="NAME",
+                       help=f"a model to serve, registered name or .gguf path (repeatable; default {models.DEFAULT_MODEL})")
+    serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
+    serve.add_argument("--port", type=int, default=8400, help="port (default 8400)")
+    serve.add_argument("--token", default=None, help="require this bearer token from every client")
+    add_engine_flags(serve)
+    serve.set_defaults(handler=_serve)
 
     model_commands = commands.add_parser("models", help="list, show, pull or remove models").add_subparsers(
         dest="models_command", required=True

@@ -166,7 +166,10 @@ class CompletionRequest:
             raise ValueError("prompt: a completion request needs a prompt")
         values["prompt"] = Prompt.from_json(values["prompt"])
         if values.get("logit_bias") is not None:
-            values["logit_bias"] = {int(token): bias for token, bias in values["logit_bias"].items()}
+            try:
+                values["logit_bias"] = {int(token): bias for token, bias in values["logit_bias"].items()}
+            except (AttributeError, TypeError, ValueError):
+                raise ValueError(f"logit_bias: must map token ids to numbers, got {values['logit_bias']!r:.80}") from None
         return CompletionRequest(**values)
 
 

@@ -274,12 +274,22 @@ class Prompt:
         return [item.to_json() for item in self.items]
 
     @staticmethod
-    def from_json(items_json: Sequence[Mapping[str, Any]]) -> "Prompt":
+    def from_json(items_json: Union[str, Sequence[Mapping[str, Any]]]) -> "Prompt":
+        """A prompt from the API's JSON: a list of items, or a plain string (one Text). Anything
+        else raises ValueError naming the prompt and the item."""
+        if isinstance(items_json, str):
+            return Prompt.from_text(items_json)
+        if not isinstance(items_json, list):
+            raise ValueError(f"prompt: must be a string or a list of items, got {type(items_json).__name__}")
         parsers = {"text": Text.from_json, "token_ids": Tokens.from_json, "image": Image.from_json}
         items = []
-        for item in items_json:
-            kind = item.get("type")
+        for position, item in enumerate(items_json):
+            kind = item.get("type") if isinstance(item, dict) else None
             if kind not in parsers:
-                raise ValueError(f"prompt: unknown item type {kind!r}; allowed: text, token_ids, image")
-            items.append(parsers[kind](item))
+                raise ValueError(f"prompt: item {position} must be an object whose type is text, token_ids "
+                                 f"or image, got {item!r:.80}")
+            try:
+                items.append(parsers[kind](item))
+            except (KeyError, TypeError, AttributeError, ValueError) as error:
+                raise ValueError(f"prompt: item {position} ({kind}) is malformed: {error!r:.120}") from None
         return Prompt(items)

@@ -26,8 +26,9 @@ def imports(path: Path):
             yield module, tuple(alias.name for alias in node.names)
 
 
-def test_importing_edgecomplete_loads_neither_textual_nor_the_ui():
-    code = "import edgecomplete, edgecomplete.cli, sys; print(sorted(m for m in sys.modules if m.split('.')[0] in ('textual', 'tui')))"
+def test_importing_edgecomplete_loads_neither_textual_nor_the_ui_nor_the_server():
+    code = ("import edgecomplete, edgecomplete.cli, sys; print(sorted(m for m in sys.modules "
+            "if m.split('.')[0] in ('textual', 'tui', 'fastapi', 'uvicorn')))")
     loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert loaded.strip() == "[]"
 
@@ -39,7 +40,8 @@ def test_the_core_imports_no_ui():
 
 
 def test_faces_do_not_reach_into_the_engines_rooms():
-    faces = [ROOT / "edgecomplete" / "client.py", ROOT / "edgecomplete" / "cli.py", *(ROOT / "tui").rglob("*.py")]
+    faces = [ROOT / "edgecomplete" / "client.py", ROOT / "edgecomplete" / "cli.py",
+             *(ROOT / "edgecomplete" / "server").rglob("*.py"), *(ROOT / "tui").rglob("*.py")]
     for path in faces:
         for module, _ in imports(path):
             parts = module.split(".")

@@ -1,0 +1,117 @@
+"""The Aleph Alpha API's routes, as aleph-alpha-client 11.x calls and parses them
+(../shared/notes/http-contract.md): version, models_available, complete (JSON, or server-sent
+events with "stream": true), tokenize, detokenize, steering_concepts."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any, AsyncIterator, Dict, List
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse, PlainTextResponse, StreamingResponse
+
+from ..completion import CompletionRequest
+from ..stream import fold
+from ..tokenization import DetokenizationRequest, TokenizationRequest
+from ..validation import InvalidRequest
+from .app import API_VERSION, HttpError, Served
+
+
+def _served(request: Request) -> Served:
+    served: Served = request.app.state.served
+    served.check_token(request)
+    return served
+
+
+def _sse(item_json: Any) -> bytes:
+    return f"data: {json.dumps(item_json, ensure_ascii=False)}\n\n".encode("utf-8")
+
+
+def _bools(body: Dict[str, Any], *names: str) -> List[bool]:
+    values = []
+    for name in names:
+        value = body.get(name)
+        if not isinstance(value, bool):
+            raise InvalidRequest(name, f"must be true or false, got {value!r}")
+        values.append(value)
+    return values
+
+
+def aleph_routes() -> APIRouter:
+    router = APIRouter()
+
+    @router.get("/version", response_class=PlainTextResponse)
+    async def version(request: Request) -> str:
+        return API_VERSION  # public, as the Aleph API's: what a client checks before anything else
+
+    @router.get("/models_available")
+    async def models_available(request: Request) -> List[Dict[str, Any]]:
+        served = _served(request)
+        available = []
+        for name in served.models:
+            info = served.backend.model_info(name)
+            available.append({
+                "name": name, "description": "", "max_context_size": info["context_length"], "hostings": [],
+                "image_support": info.get("vision", False), "qa_support": False, "summarization_support": False,
+                "embedding_types": [], "maximum_completion_tokens": info["context_length"],
+                "aligned": info.get("chat", False),
+            })
+        return available
+
+    @router.post("/complete")
+    async def complete(request: Request):
+        served = _served(request)
+        body = await served.body(request)
+        model = served.model(body)
+        stream = body.get("stream", False)
+        if not isinstance(stream, bool):
+            raise InvalidRequest("stream", f"must be true or false, got {stream!r}")
+        completion = CompletionRequest.from_json(body)
+        # Validated and started before the 200 goes out: the stream has no error event.
+        items = await served.backend.astream(completion, model, streamed=stream)
+        if not stream:
+            try:
+                return JSONResponse(fold([item async for item in items]).to_json())
+            finally:
+                await items.aclose()
+
+        async def events() -> AsyncIterator[bytes]:
+            try:  # a client that goes away cancels this generator, and so its request
+                async for item in items:
+                    yield _sse(item.to_json())
+            finally:
+                await items.aclose()
+        return StreamingResponse(events(), media_type="text/event-stream",
+                                 headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+
+    @router.post("/tokenize")
+    async def tokenize(request: Request):
+        served = _served(request)
+        body = await served.body(request)
+        model = served.model(body)
+        prompt = body.get("prompt")
+        if not isinstance(prompt, str):
+            raise InvalidRequest("prompt", f"must be a string, got {prompt!r}")
+        tokens, token_ids = _bools(body, "tokens", "token_ids")
+        response = await asyncio.to_thread(served.backend.tokenize, TokenizationRequest(prompt, tokens, token_ids), model)
+        return {key: value for key, value in (("tokens", response.tokens), ("token_ids", response.token_ids))
+                if value is not None}
+
+    @router.post("/detokenize")
+    async def detokenize(request: Request):
+        served = _served(request)
+        body = await served.body(request)
+        model = served.model(body)
+        ids = body.get("token_ids")
+        if not isinstance(ids, list) or not all(isinstance(t, int) and not isinstance(t, bool) for t in ids):
+            raise InvalidRequest("token_ids", f"must be a list of integers, got {ids!r}")
+        response = await asyncio.to_thread(served.backend.detokenize, DetokenizationRequest(ids), model)
+        return {"result": response.result}
+
+    @router.post("/steering_concepts")
+    async def steering_concepts(request: Request):
+        _served(request)
+        raise HttpError(400, "MISSING_CAPABILITY", "steering_concepts: this server has no steering concepts yet")
+
+    return router

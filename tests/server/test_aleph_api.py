@@ -1,0 +1,136 @@
+"""The official aleph-alpha-client against a real `edgecomplete serve`: the same answers as the
+in-process Client on this machine, its errors as the client's exceptions, and raw HTTP abuse
+answered with the right 4xx while the server keeps serving."""
+
+import asyncio
+import http.client
+import json
+from urllib.parse import urlparse
+
+import aleph_alpha_client as aleph
+import pytest
+from aleph_alpha_client.completion import CompletionSummary, StreamChunk, StreamSummary
+
+from edgecomplete import CompletionRequest, CompletionResponse, DetokenizationRequest, Prompt, TokenizationRequest
+
+from ..conftest import MODEL
+from .conftest import TOKEN
+
+REQUESTS = [
+    dict(prompt="The capital of France is", maximum_tokens=12),
+    dict(prompt="List three colours:", maximum_tokens=20, stop_sequences=["\n\n", "4."], tokens=True),
+    dict(prompt="Once upon a time", maximum_tokens=8, log_probs=3, echo=True, raw_completion=True),
+    dict(prompt="Q: What is 2+2?\nA:", maximum_tokens=6, n=2, best_of=3, presence_penalty=0.5),
+    dict(prompt="The sea", maximum_tokens=10, top_k=1, frequency_penalty=1.0, minimum_tokens=10),
+]
+
+
+def aleph_request(fields):
+    values = dict(fields, prompt=aleph.Prompt.from_text(fields["prompt"]))
+    return aleph.CompletionRequest(**values)
+
+
+def ours(fields):
+    return CompletionRequest(**dict(fields, prompt=Prompt.from_text(fields["prompt"])))
+
+
+@pytest.fixture(scope="module")
+def remote(server):
+    return aleph.Client(token=TOKEN, host=f"{server}/v1", total_retries=0)
+
+
+def test_version_and_models(remote):
+    remote.validate_version()
+    (model,) = remote.models()
+    assert model["name"] == MODEL and model["max_context_size"] > 0
+
+
+@pytest.mark.parametrize("fields", REQUESTS, ids=range(len(REQUESTS)))
+def test_complete_answers_as_the_in_process_client(remote, client, fields):
+    over_http = remote.complete(aleph_request(fields), model=MODEL)
+    here = client.complete(ours(fields), MODEL)
+    assert CompletionResponse.from_json(over_http.to_json()) == here
+
+
+def test_streaming_adds_up_to_complete(server, remote):
+    fields = dict(prompt="The capital of France is", maximum_tokens=12, log_probs=1, tokens=True)
+
+    async def stream():
+        async with aleph.AsyncClient(token=TOKEN, host=f"{server}/v1") as client:
+            return [item async for item in client.complete_with_streaming(aleph_request(fields), model=MODEL)]
+
+    items = asyncio.run(stream())
+    assert isinstance(items[-1], CompletionSummary) and isinstance(items[-2], StreamSummary)
+    whole = remote.complete(aleph_request(fields), model=MODEL).completions[0]
+    chunks = [item for item in items if isinstance(item, StreamChunk)]
+    assert "".join(c.completion for c in chunks) == whole.completion
+    assert [t for c in chunks for t in c.completion_tokens] == whole.completion_tokens
+
+
+def test_tokenize_and_detokenize_round_trip(remote, client):
+    request = aleph.TokenizationRequest("Hello, wide world!", tokens=True, token_ids=True)
+    tokens = remote.tokenize(request, model=MODEL)
+    assert tokens.token_ids == client.tokenize(TokenizationRequest("Hello, wide world!", True, True), MODEL).token_ids
+    text = remote.detokenize(aleph.DetokenizationRequest(tokens.token_ids), model=MODEL).result
+    assert text == client.detokenize(DetokenizationRequest(tokens.token_ids), MODEL).result == "Hello, wide world!"
+
+
+def test_errors_arrive_as_the_clients_exceptions(server, remote):
+    with pytest.raises(ValueError) as error:
+        remote.complete(aleph.CompletionRequest(prompt=aleph.Prompt.from_text("x"), top_p=3.0), model=MODEL)
+    assert error.value.args[0] == 400 and "top_p: must be a number in [0.0, 1.0]" in error.value.args[1]
+    with pytest.raises(PermissionError):
+        aleph.Client(token="wrong", host=server, total_retries=0).models()
+    with pytest.raises(RuntimeError) as error:  # 404
+        remote.complete(aleph.CompletionRequest(prompt=aleph.Prompt.from_text("x")), model="luminous-base")
+    assert error.value.args[0] == 404 and "UNKNOWN_MODEL" in error.value.args[1]
+
+
+def raw(server, method, path, body=b"", headers=None):
+    """(status, parsed JSON body) of a raw HTTP request."""
+    address = urlparse(server)
+    connection = http.client.HTTPConnection(address.hostname, address.port, timeout=60)
+    connection.request(method, path, body=body,
+                       headers={"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json", **(headers or {})})
+    response = connection.getresponse()
+    payload = response.read()
+    connection.close()
+    return response.status, json.loads(payload) if payload.startswith(b"{") else payload
+
+
+@pytest.mark.parametrize("body,status,says", [
+    (b'{"model": "smollm2-135m", "prompt": ', 400, "not JSON"),
+    (b'\xff\xfe{"prompt": "x"}', 400, "not UTF-8"),
+    (b'["a list"]', 400, "JSON object"),
+    (json.dumps({"model": MODEL, "prompt": "x", "maximum_tokens": "ten"}).encode(), 400, "maximum_tokens"),
+    (json.dumps({"model": MODEL, "prompt": [{"type": "text"}]}).encode(), 400, "prompt: item 0"),
+    (json.dumps({"model": MODEL, "prompt": "x", "logit_bias": {"a": 1}}).encode(), 400, "logit_bias"),
+    (json.dumps({"model": MODEL, "prompt": "x", "wat": 1}).encode(), 400, "wat"),
+    (json.dumps({"model": MODEL, "prompt": "x", "best_of": 2, "stream": True}).encode(), 400, "best_of"),
+    (b" " * (33 * 1024 * 1024), 413, "over"),
+])
+def test_bad_bodies_get_a_4xx_naming_what_is_wrong(server, body, status, says):
+    code, answer = raw(server, "POST", "/v1/complete", body)
+    assert code == status and says in answer["error"], answer
+    assert raw(server, "GET", "/v1/version")[0] == 200  # and the server keeps serving
+
+
+def test_steering_concepts_are_a_missing_capability(server):
+    body = json.dumps({"examples": [{"negative": "Good day.", "positive": "Hey!"}]}).encode()
+    code, answer = raw(server, "POST", "/steering_concepts", body)
+    assert code == 400 and answer["code"] == "MISSING_CAPABILITY"
+
+
+def test_a_client_that_leaves_mid_stream_does_not_stop_the_server(server, remote):
+    address = urlparse(server)
+    connection = http.client.HTTPConnection(address.hostname, address.port, timeout=60)
+    body = json.dumps({"model": MODEL, "prompt": "Tell a long story.", "maximum_tokens": 2000,
+                       "minimum_tokens": 2000, "stream": True})
+    connection.request("POST", "/v1/complete", body=body, headers={"Authorization": f"Bearer {TOKEN}"})
+    response = connection.getresponse()
+    assert response.status == 200 and response.getheader("content-type").startswith("text/event-stream")
+    assert response.read(7) == b"data: {"
+    connection.sock.close()  # gone mid-stream
+    again = remote.complete(aleph.CompletionRequest(prompt=aleph.Prompt.from_text("Hi"), maximum_tokens=3),
+                            model=MODEL)
+    assert again.num_tokens_generated == 3
