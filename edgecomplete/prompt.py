@@ -284,10 +284,12 @@ class Prompt:
         parsers = {"text": Text.from_json, "token_ids": Tokens.from_json, "image": Image.from_json}
         items = []
         for position, item in enumerate(items_json):
-            kind = item.get("type") if isinstance(item, dict) else None
+            if not isinstance(item, dict):
+                raise ValueError(f"prompt: item {position} must be an object, got {item!r:.80}")
+            kind = item.get("type")
             if kind not in parsers:
-                raise ValueError(f"prompt: item {position} must be an object whose type is text, token_ids "
-                                 f"or image, got {item!r:.80}")
+                raise ValueError(f"prompt: item {position} has unknown item type {kind!r}; allowed: text, "
+                                 "token_ids, image")
             try:
                 items.append(parsers[kind](item))
             except (KeyError, TypeError, AttributeError, ValueError) as error:
