@@ -79,6 +79,8 @@ def aleph_routes() -> APIRouter:
         async def events() -> AsyncIterator[bytes]:
             try:  # a client that goes away cancels this generator, and so its request
                 async for item in items:
+                    if served.stopping:
+                        break  # the server stops: end the stream, cancel the request
                     yield _sse(item.to_json())
             finally:
                 await items.aclose()

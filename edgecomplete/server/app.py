@@ -39,6 +39,7 @@ class Served:
         self.backend = backend
         self.models = list(models)
         self._token = token
+        self.stopping = False  # the server was told to stop: streams in flight end at their next item
 
     def check_token(self, request: Request) -> None:
         if self._token is None:
@@ -108,9 +109,23 @@ def create_app(backend: Backend, models: Sequence[str], token: Optional[str] = N
     return app
 
 
+class _Server(uvicorn.Server):
+    """uvicorn's server, which also tells the app when it is asked to stop: uvicorn waits for
+    open connections before it shuts down, and a stream only ends when its completion does."""
+
+    def __init__(self, config: uvicorn.Config, served: Served):
+        super().__init__(config)
+        self._served = served
+
+    def handle_exit(self, sig, frame) -> None:
+        self._served.stopping = True
+        super().handle_exit(sig, frame)
+
+
 def serve(backend: Backend, models: Sequence[str], host: str = "127.0.0.1", port: int = 8400,
           token: Optional[str] = None, log_level: str = "info") -> None:
-    """Serve until interrupted (Ctrl+C, SIGTERM); the caller closes the backend afterwards."""
-    config = uvicorn.Config(create_app(backend, models, token), host=host, port=port, log_level=log_level,
-                            timeout_graceful_shutdown=5)
-    uvicorn.Server(config).run()
+    """Serve until interrupted (Ctrl+C, SIGTERM): streams in flight end (their requests are
+    cancelled, their cells freed), then the server stops; the caller closes the backend."""
+    app = create_app(backend, models, token)
+    config = uvicorn.Config(app, host=host, port=port, log_level=log_level, timeout_graceful_shutdown=5)
+    _Server(config, app.state.served).run()

@@ -134,3 +134,38 @@ def test_a_client_that_leaves_mid_stream_does_not_stop_the_server(server, remote
     again = remote.complete(aleph.CompletionRequest(prompt=aleph.Prompt.from_text("Hi"), maximum_tokens=3),
                             model=MODEL)
     assert again.num_tokens_generated == 3
+
+
+def test_ctrl_c_ends_streams_in_flight_and_stops_cleanly(smollm2_path):
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from .conftest import free_port
+
+    port = free_port()
+    process = subprocess.Popen([sys.executable, "-m", "edgecomplete", "serve", "--model", MODEL, "--port", str(port)],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                connection = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+                body = json.dumps({"model": MODEL, "prompt": "Tell a long story.", "maximum_tokens": 3000,
+                                   "minimum_tokens": 3000, "stream": True})
+                connection.request("POST", "/complete", body=body)
+                response = connection.getresponse()
+                break
+            except OSError:
+                assert time.monotonic() < deadline and process.poll() is None, "the server did not start"
+                time.sleep(0.2)
+        assert response.read(7) == b"data: {"
+        process.send_signal(signal.SIGINT)
+        rest = response.read()  # the stream ends (does not hang until 3000 tokens)
+        assert rest.count(b"data: ") < 3000
+        assert process.wait(timeout=60) == 130  # the shell's status for a Ctrl+C, after a clean shutdown
+        assert b"Traceback" not in process.stderr.read()
+    finally:
+        if process.poll() is None:
+            process.kill()
