@@ -21,6 +21,7 @@ class CandidatesView(Horizontal):
         self.texts: List[str] = [""] * count
         self.scores: List[Optional[float]] = [None] * count
         self.chosen = 0
+        self._results = False  # set_results came: the texts are final
 
     def compose(self) -> ComposeResult:
         for i in range(len(self.texts)):
@@ -29,7 +30,10 @@ class CandidatesView(Horizontal):
                 yield StreamText(classes="candidate-text", id=f"candidate-text-{i}")
 
     def on_mount(self) -> None:
-        self.show()
+        if self._results:  # they came before the view was mounted
+            self._show_results()
+        else:
+            self.show()
 
     def append(self, index: int, text: str) -> None:
         self.texts[index] += text
@@ -44,6 +48,13 @@ class CandidatesView(Horizontal):
         self.texts = [c.get("completion", "") for c in completions]
         self.scores = [mean_log_prob(c.get("log_probs"), c.get("completion_tokens")) for c in completions]
         self.chosen = chosen
+        self._results = True
+        # A deferred call can come before the view is mounted (on_mount shows them then) or after
+        # it was removed (the session was shown anew): nothing to show in either case.
+        if self.is_mounted and self.is_attached:
+            self._show_results()
+
+    def _show_results(self) -> None:
         for i, text in enumerate(self.texts):
             self.query_one(f"#candidate-text-{i}", StreamText).finish(text)
         self.show()
