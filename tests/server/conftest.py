@@ -20,12 +20,11 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-@pytest.fixture(scope="session")
-def server(smollm2_path):
-    """The server's base URL (Aleph routes under / and /v1), with TOKEN required."""
+def start_server(*options: str):
+    """`edgecomplete serve --model MODEL --port <free> *options`, once it answers: (process, URL)."""
     port = free_port()
     process = subprocess.Popen(
-        [sys.executable, "-m", "edgecomplete", "serve", "--model", MODEL, "--port", str(port), "--token", TOKEN],
+        [sys.executable, "-m", "edgecomplete", "serve", "--model", MODEL, "--port", str(port), *options],
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env={**os.environ, "PYTHONUNBUFFERED": "1"})
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 120
@@ -33,7 +32,7 @@ def server(smollm2_path):
         try:
             with urllib.request.urlopen(f"{url}/version", timeout=2) as response:
                 if response.status == 200:
-                    break
+                    return process, url
         except OSError:
             pass
         if process.poll() is not None:
@@ -42,9 +41,20 @@ def server(smollm2_path):
             process.kill()
             raise RuntimeError("edgecomplete serve did not answer within 120 s")
         time.sleep(0.2)
-    yield url
-    process.terminate()
+
+
+def stop_server(process) -> None:
+    if process.poll() is None:
+        process.terminate()
     try:
         process.wait(timeout=20)
     except subprocess.TimeoutExpired:
         process.kill()
+
+
+@pytest.fixture(scope="session")
+def server(smollm2_path):
+    """The server's base URL (Aleph routes under / and /v1), with TOKEN required."""
+    process, url = start_server("--token", TOKEN)
+    yield url
+    stop_server(process)

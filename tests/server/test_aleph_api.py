@@ -5,6 +5,7 @@ answered with the right 4xx while the server keeps serving."""
 import asyncio
 import http.client
 import json
+import signal
 from urllib.parse import urlparse
 
 import aleph_alpha_client as aleph
@@ -14,7 +15,7 @@ from aleph_alpha_client.completion import CompletionSummary, StreamChunk, Stream
 from edgecomplete import CompletionRequest, CompletionResponse, DetokenizationRequest, Prompt, TokenizationRequest
 
 from ..conftest import MODEL
-from .conftest import TOKEN
+from .conftest import TOKEN, start_server, stop_server
 
 REQUESTS = [
     dict(prompt="The capital of France is", maximum_tokens=12),
@@ -137,29 +138,14 @@ def test_a_client_that_leaves_mid_stream_does_not_stop_the_server(server, remote
 
 
 def test_ctrl_c_ends_streams_in_flight_and_stops_cleanly(smollm2_path):
-    import signal
-    import subprocess
-    import sys
-    import time
-
-    from .conftest import free_port
-
-    port = free_port()
-    process = subprocess.Popen([sys.executable, "-m", "edgecomplete", "serve", "--model", MODEL, "--port", str(port)],
-                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    process, url = start_server()
     try:
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                connection = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
-                body = json.dumps({"model": MODEL, "prompt": "Tell a long story.", "maximum_tokens": 3000,
-                                   "minimum_tokens": 3000, "stream": True})
-                connection.request("POST", "/complete", body=body)
-                response = connection.getresponse()
-                break
-            except OSError:
-                assert time.monotonic() < deadline and process.poll() is None, "the server did not start"
-                time.sleep(0.2)
+        address = urlparse(url)
+        connection = http.client.HTTPConnection(address.hostname, address.port, timeout=60)
+        body = json.dumps({"model": MODEL, "prompt": "Tell a long story.", "maximum_tokens": 3000,
+                           "minimum_tokens": 3000, "stream": True})
+        connection.request("POST", "/complete", body=body)
+        response = connection.getresponse()
         assert response.read(7) == b"data: {"
         process.send_signal(signal.SIGINT)
         rest = response.read()  # the stream ends (does not hang until 3000 tokens)
@@ -167,5 +153,4 @@ def test_ctrl_c_ends_streams_in_flight_and_stops_cleanly(smollm2_path):
         assert process.wait(timeout=60) == 130  # the shell's status for a Ctrl+C, after a clean shutdown
         assert b"Traceback" not in process.stderr.read()
     finally:
-        if process.poll() is None:
-            process.kill()
+        stop_server(process)

@@ -72,13 +72,7 @@ def test_after_a_reply_only_the_focused_cursor_blinks(run_ui):
 
 def test_escape_cancels_mid_stream_and_the_chat_goes_on(run_ui, engine):
     async def scenario(pilot, app):
-        set_param(app, "maximum_tokens", "400")
-        set_param(app, "minimum_tokens", "400")
-        app.query_one("#chat-input").focus()
-        app.query_one("#chat-input").load_text("Tell me a very long story.")
-        await pilot.press("enter")
-        await wait_until(pilot, lambda: len(app.chat_session.turns) == 2 and
-                         len(app.chat_session.turns[1].content) > 20, what="some streamed text")
+        await start_a_long_reply(pilot, app)
         await pilot.press("escape")
         await wait_until(pilot, lambda: not app.view.generating, timeout=5, what="the cancellation")
         reply = app.chat_session.turns[1]
