@@ -30,6 +30,7 @@ test: $(STAMP)
 	$(BIN)/python -m pytest -m "slow or not slow"
 
 bench: $(STAMP)
+	$(BIN)/python -m pip install -e '.[bench]'
 	$(BIN)/python -m bench.sampling
 	$(BIN)/python -m bench.candidates
 	$(BIN)/python -m bench.streaming

@@ -7,7 +7,18 @@
     print(client.complete(request, model="smollm2-135m").completions[0].completion)
 """
 
-from .backend import Backend
+from .backend import Backend, BusyError
+from .chat import (
+    ChatRequest,
+    ChatResponse,
+    ChatStreamChunk,
+    FinishReason,
+    Message,
+    Role,
+    StreamOptions,
+    TextMessage,
+    Usage,
+)
 from .client import AsyncClient, Client
 from .completion import (
     CompletionRequest,
@@ -19,6 +30,7 @@ from .completion import (
     StreamSummary,
     stream_item_from_json,
 )
+from .evaluation import EvaluationRequest, EvaluationResponse
 from .models import (
     DEFAULT_MODEL,
     ModelError,
@@ -58,6 +70,18 @@ __all__ = [
     "with_drawn_seed",
     "AsyncClient",
     "Backend",
+    "BusyError",
+    "ChatRequest",
+    "ChatResponse",
+    "ChatStreamChunk",
+    "EvaluationRequest",
+    "EvaluationResponse",
+    "FinishReason",
+    "Message",
+    "Role",
+    "StreamOptions",
+    "TextMessage",
+    "Usage",
     "Client",
     "CompletionRequest",
     "CompletionResponse",

@@ -21,6 +21,15 @@ from .completion import CompletionRequest, CompletionResponseStreamItem
 from .tokenization import DetokenizationRequest, DetokenizationResponse, TokenizationRequest, TokenizationResponse
 
 
+class BusyError(Exception):
+    """The backend cannot take the request now (its queue is full): the same request may succeed
+    later. The HTTP server answers 503 with Retry-After; the Aleph client raises its BusyError."""
+
+    def __init__(self, message: str, retry_after: int = 1):
+        super().__init__(message)
+        self.retry_after = retry_after  # seconds a caller should wait before trying again
+
+
 @runtime_checkable
 class Backend(Protocol):
     def stream(self, request: CompletionRequest, model: str,

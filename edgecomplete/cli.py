@@ -221,14 +221,17 @@ def _serve(args: argparse.Namespace) -> int:
         raise ValueError(f"serve needs the server's packages ({error.name} is missing): "
                          "pip install 'edgecomplete[serve]'") from None
     from .client import Client
+    from .engine import LocalBackend
 
     names = args.model or [models.DEFAULT_MODEL]
-    with Client(context_length=args.context_length, threads=args.threads) as client:
+    backend = LocalBackend(context_length=args.context_length, threads=args.threads,
+                           max_sequences=args.max_sequences, max_waiting=args.max_waiting)
+    with Client(backend=backend) as client:
         for name in names:  # pulled and loaded before the first request
             with_pulled_model(name, lambda: client.model_info(name))
         print(f"edgecomplete: serving {', '.join(names)} on http://{args.host}:{args.port} "
-              "(the Aleph Alpha API under / and /v1)", file=sys.stderr)
-        serve(client.backend, names, host=args.host, port=args.port, token=args.token)
+              "(the Aleph Alpha API under / and /v1, the OpenAI API under /v1)", file=sys.stderr)
+        serve(client, names, host=args.host, port=args.port, token=args.token)
     return 0
 
 
@@ -335,6 +338,11 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
     serve.add_argument("--port", type=int, default=8400, help="port (default 8400)")
     serve.add_argument("--token", default=None, help="require this bearer token from every client")
+    serve.add_argument("--max-sequences", type=int, default=16, metavar="N",
+                       help="sequences decoded together per model, the candidates of all requests (default 16)")
+    serve.add_argument("--max-waiting", type=int, default=64, metavar="N",
+                       help="requests per model that may wait for a free sequence; more are answered "
+                            "503 with Retry-After (default 64)")
     add_engine_flags(serve)
     serve.set_defaults(handler=_serve)
 

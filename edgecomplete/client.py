@@ -11,8 +11,11 @@ from __future__ import annotations
 import asyncio
 from typing import Any, AsyncIterator, Iterator, List, Mapping, Optional, Sequence
 
+from . import chat, evaluation
 from .backend import Backend
+from .chat import ChatRequest, ChatResponse, ChatStreamItem
 from .completion import CompletionRequest, CompletionResponse, CompletionResponseStreamItem
+from .evaluation import EvaluationRequest, EvaluationResponse
 from .stream import fold
 from .tokenization import DetokenizationRequest, DetokenizationResponse, TokenizationRequest, TokenizationResponse
 
@@ -75,6 +78,31 @@ class Client:
         here, before the first item; leaving the loop early stops the generation."""
         return self.backend.stream(request, model, streamed=True)
 
+    def evaluate(self, request: EvaluationRequest, model: str) -> EvaluationResponse:
+        """How likely `model` is to continue the prompt with `completion_expected`: its
+        log-probability, perplexities and whether greedy decoding would produce it."""
+        expected = self._expected_tokens(request, model)
+        completion = self.complete(evaluation.as_completion(request, expected), model)
+        return evaluation.response_from(request, len(expected), completion)
+
+    def chat(self, request: ChatRequest, model: str) -> ChatResponse:
+        """The assistant's reply to the conversation, in the model's chat template."""
+        return chat.response_from(self.complete(self._chat_completion(request, model), model))
+
+    def chat_with_streaming(self, request: ChatRequest, model: str) -> Iterator[ChatStreamItem]:
+        """The reply as it is generated: a ChatStreamChunk with the role first, then chunks of
+        text, the FinishReason, and Usage last with `stream_options.include_usage`. Leaving the
+        loop stops the generation. Validation errors are raised here, before the first item."""
+        items = self.backend.stream(self._chat_completion(request, model), model, streamed=True)
+        return _chat_items(items, chat.ChatStream(bool(request.stream_options and request.stream_options.include_usage)))
+
+    def _expected_tokens(self, request: EvaluationRequest, model: str) -> List[int]:
+        return list(self.tokenize(TokenizationRequest(request.completion_expected, False, True), model).token_ids)
+
+    def _chat_completion(self, request: ChatRequest, model: str) -> CompletionRequest:
+        chat.check_supported(request)  # before the template is rendered
+        return chat.as_completion(request, self.apply_chat_template(model, chat.conversation(request.messages)))
+
     def tokenize(self, request: TokenizationRequest, model: str) -> TokenizationResponse:
         """Tokens of a text, as the model's tokenizer splits it (no BOS)."""
         return self.backend.tokenize(request, model)
@@ -111,6 +139,15 @@ class Client:
         self.close()
 
 
+def _chat_items(items, replies: "chat.ChatStream") -> Iterator[ChatStreamItem]:
+    try:
+        yield from replies.start()
+        for item in items:
+            yield from replies.feed(item)
+    finally:
+        items.close()
+
+
 class AsyncClient:
     """The asynchronous face: `async with AsyncClient() as client: await client.complete(...)`.
 
@@ -141,6 +178,29 @@ class AsyncClient:
         try:
             async for item in items:
                 yield item
+        finally:
+            await items.aclose()
+
+    async def evaluate(self, request: EvaluationRequest, model: str) -> EvaluationResponse:
+        expected = await asyncio.to_thread(self._client._expected_tokens, request, model)
+        completion = await self.complete(evaluation.as_completion(request, expected), model)
+        return evaluation.response_from(request, len(expected), completion)
+
+    async def chat(self, request: ChatRequest, model: str) -> ChatResponse:
+        completion = await asyncio.to_thread(self._client._chat_completion, request, model)
+        return chat.response_from(await self.complete(completion, model))
+
+    async def chat_with_streaming(self, request: ChatRequest, model: str) -> AsyncIterator[ChatStreamItem]:
+        """As `Client.chat_with_streaming`; `aclose()` or cancelling stops the generation."""
+        completion = await asyncio.to_thread(self._client._chat_completion, request, model)
+        replies = chat.ChatStream(bool(request.stream_options and request.stream_options.include_usage))
+        items = await self._client.backend.astream(completion, model, streamed=True)
+        try:
+            for reply in replies.start():
+                yield reply
+            async for item in items:
+                for reply in replies.feed(item):
+                    yield reply
         finally:
             await items.aclose()
 

@@ -26,8 +26,9 @@ single-token batch can round differently from a larger one, and greedy ties are 
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from typing import Dict, Iterator, List, Tuple
+from typing import Dict, Iterator, List, Optional, Tuple
 
+from ..backend import BusyError
 from ..plan import GenerationPlan
 from ..sampling import END_OF_TEXT, STOP_SEQUENCE, Sampler, Sequence, StepResult
 from .events import CandidatesDropped, EngineEvent, PromptEcho, SequenceFinished, TokenEntry, TokenSampled
@@ -102,8 +103,12 @@ class _Rows:
 class Engine:
     """One loaded model and its requests; the llama thread runs its decode loop."""
 
-    def __init__(self, model: LlamaModel, model_version: str, prefix_cache: bool = True):
+    def __init__(self, model: LlamaModel, model_version: str, prefix_cache: bool = True,
+                 max_waiting: Optional[int] = None):
+        """max_waiting: requests that may wait for admission at once; one more is refused with
+        BusyError (None: no limit)."""
         self.model = model
+        self.max_waiting = max_waiting
         self.model_version = model_version
         self.sampler = Sampler(model.vocabulary, model.max_sequences)
         self.kv = KvCells(model, reuse_prefixes=prefix_cache)
@@ -123,6 +128,9 @@ class Engine:
         with self._lock:
             if self._closed:
                 raise RuntimeError("the engine is closed")
+            if self.max_waiting is not None and len(self._waiting) >= self.max_waiting:
+                raise BusyError(f"{self.model_version}: {len(self._waiting)} requests are already waiting "
+                                f"(at most {self.max_waiting}); try again shortly")
             self._waiting.append(job)
             llama_thread.start()
             self._lock.notify()

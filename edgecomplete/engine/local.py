@@ -71,8 +71,14 @@ class LocalBackend:
     loop shared by every request of every face). Options: see `Client`."""
 
     def __init__(self, *, context_length: Optional[int] = None, threads: Optional[int] = None,
-                 max_sequences: int = 16, flash_attention: Optional[bool] = None, prefix_cache: bool = True):
+                 max_sequences: int = 16, flash_attention: Optional[bool] = None, prefix_cache: bool = True,
+                 max_waiting: Optional[int] = None):
+        """max_waiting: requests per model that may wait for a free sequence at once; one more
+        raises BusyError (None: no limit; the server sets one)."""
         check_context_options(context_length, max_sequences)  # before any model is loaded
+        if max_waiting is not None and (not isinstance(max_waiting, int) or max_waiting < 0):
+            raise InvalidRequest("max_waiting", f"must be None or an integer >= 0, got {max_waiting!r}")
+        self._max_waiting = max_waiting
         self._options = dict(context_length=context_length, threads=threads, max_sequences=max_sequences,
                              flash_attention=flash_attention)
         self._prefix_cache = prefix_cache
@@ -87,7 +93,8 @@ class LocalBackend:
                 path = models.resolve(model)
                 llama = on_llama_thread(lambda: LlamaModel(path, **self._options))  # llama.cpp's thread
                 version = model if not models.is_gguf_path(model) else Path(path).stem
-                self._engines[model] = Engine(llama, model_version=version, prefix_cache=self._prefix_cache)
+                self._engines[model] = Engine(llama, model_version=version, prefix_cache=self._prefix_cache,
+                                              max_waiting=self._max_waiting)
             return self._engines[model]
 
     # ---- completions ----------------------------------------------------------------------------

@@ -1,31 +1,21 @@
 """The Aleph Alpha API's routes, as aleph-alpha-client 11.x calls and parses them
 (../shared/notes/http-contract.md): version, models_available, complete (JSON, or server-sent
-events with "stream": true), tokenize, detokenize, steering_concepts."""
+events with "stream": true), evaluate, tokenize, detokenize, steering_concepts. Its
+chat/completions route is OpenAI's, in openai.py."""
 
 from __future__ import annotations
 
-import asyncio
-import json
 from typing import Any, AsyncIterator, Dict, List
 
 from fastapi import APIRouter, Request
-from fastapi.responses import JSONResponse, PlainTextResponse, StreamingResponse
+from fastapi.responses import JSONResponse, PlainTextResponse
 
 from ..completion import CompletionRequest
+from ..evaluation import EvaluationRequest
 from ..stream import fold
 from ..tokenization import DetokenizationRequest, TokenizationRequest
 from ..validation import InvalidRequest
-from .app import API_VERSION, HttpError, Served
-
-
-def _served(request: Request) -> Served:
-    served: Served = request.app.state.served
-    served.check_token(request)
-    return served
-
-
-def _sse(item_json: Any) -> bytes:
-    return f"data: {json.dumps(item_json, ensure_ascii=False)}\n\n".encode("utf-8")
+from .app import API_VERSION, HttpError, event_stream, served_for, sse
 
 
 def _bools(body: Dict[str, Any], *names: str) -> List[bool]:
@@ -47,7 +37,7 @@ def aleph_routes() -> APIRouter:
 
     @router.get("/models_available")
     async def models_available(request: Request) -> List[Dict[str, Any]]:
-        served = _served(request)
+        served = served_for(request)
         available = []
         for name in served.models:
             info = served.backend.model_info(name)
@@ -61,7 +51,7 @@ def aleph_routes() -> APIRouter:
 
     @router.post("/complete")
     async def complete(request: Request):
-        served = _served(request)
+        served = served_for(request)
         body = await served.body(request)
         model = served.model(body)
         stream = body.get("stream", False)
@@ -77,43 +67,48 @@ def aleph_routes() -> APIRouter:
                 await items.aclose()
 
         async def events() -> AsyncIterator[bytes]:
-            try:  # a client that goes away cancels this generator, and so its request
+            try:
                 async for item in items:
-                    if served.stopping:
-                        break  # the server stops: end the stream, cancel the request
-                    yield _sse(item.to_json())
+                    yield sse(item.to_json())
             finally:
                 await items.aclose()
-        return StreamingResponse(events(), media_type="text/event-stream",
-                                 headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+        return event_stream(served, events())
+
+    @router.post("/evaluate")
+    async def evaluate(request: Request):
+        served = served_for(request)
+        body = await served.body(request)
+        model = served.model(body)
+        response = await served.client.evaluate(EvaluationRequest.from_json(body), model)
+        return JSONResponse(response.to_json())
 
     @router.post("/tokenize")
     async def tokenize(request: Request):
-        served = _served(request)
+        served = served_for(request)
         body = await served.body(request)
         model = served.model(body)
         prompt = body.get("prompt")
         if not isinstance(prompt, str):
             raise InvalidRequest("prompt", f"must be a string, got {prompt!r}")
         tokens, token_ids = _bools(body, "tokens", "token_ids")
-        response = await asyncio.to_thread(served.backend.tokenize, TokenizationRequest(prompt, tokens, token_ids), model)
+        response = await served.client.tokenize(TokenizationRequest(prompt, tokens, token_ids), model)
         return {key: value for key, value in (("tokens", response.tokens), ("token_ids", response.token_ids))
                 if value is not None}
 
     @router.post("/detokenize")
     async def detokenize(request: Request):
-        served = _served(request)
+        served = served_for(request)
         body = await served.body(request)
         model = served.model(body)
         ids = body.get("token_ids")
         if not isinstance(ids, list) or not all(isinstance(t, int) and not isinstance(t, bool) for t in ids):
             raise InvalidRequest("token_ids", f"must be a list of integers, got {ids!r}")
-        response = await asyncio.to_thread(served.backend.detokenize, DetokenizationRequest(ids), model)
+        response = await served.client.detokenize(DetokenizationRequest(ids), model)
         return {"result": response.result}
 
     @router.post("/steering_concepts")
     async def steering_concepts(request: Request):
-        _served(request)
+        served_for(request)
         raise HttpError(400, "MISSING_CAPABILITY", "steering_concepts: this server has no steering concepts yet")
 
     return router

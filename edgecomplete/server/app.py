@@ -1,23 +1,26 @@
 """The ASGI app and its life: which models it serves, who may call it, how requests are read and
-refused. Routes live in aleph.py.
+refused. Routes live in aleph.py (the Aleph Alpha API) and openai.py (the OpenAI-compatible API).
 
-Every refusal is a 4xx with the Aleph API's error body `{"error": message, "code": ...}`, the
-message as InvalidRequest says it (the field and what is allowed). Never a 5xx for a request that
-would fail again: the Aleph client retries every 5xx for about 90 seconds.
+Every refusal is a 4xx with the message as InvalidRequest says it (the field and what is
+allowed): the Aleph API's error body `{"error": message, "code": ...}`, or OpenAI's error object on
+its routes. Never a 5xx for a request that would fail again: the Aleph client retries every 5xx
+for about 90 seconds. Only a full queue answers 503, with Retry-After.
 """
 
 from __future__ import annotations
 
 import hmac
 import json
-from typing import Any, Dict, Optional, Sequence
+from typing import Any, AsyncIterator, Dict, Optional, Sequence
 
 import uvicorn
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, StreamingResponse
 
-from ..backend import Backend
+from ..backend import BusyError
+from ..client import AsyncClient, Client
 from ..models import ModelError
+from ..validation import InvalidRequest
 
 API_VERSION = "1.19.0"  # the Aleph Alpha API version whose contract this server follows
 MAX_BODY_BYTES = 32 * 1024 * 1024  # a request body at most (prompts with images included)
@@ -26,17 +29,21 @@ MAX_BODY_BYTES = 32 * 1024 * 1024  # a request body at most (prompts with images
 class HttpError(Exception):
     """A refusal: its status, the Aleph error code, and the message."""
 
-    def __init__(self, status: int, code: str, message: str, headers: Optional[Dict[str, str]] = None):
+    def __init__(self, status: int, code: str, message: str, headers: Optional[Dict[str, str]] = None,
+                 param: Optional[str] = None):
         super().__init__(message)
         self.status, self.code, self.message, self.headers = status, code, message, headers or {}
+        self.param = param  # the request field it is about, where one is
 
 
 class Served:
-    """What the routes share: the backend and the models this server was started with (a request
-    never names a file: only these)."""
+    """What the routes share: the client over the backend (every route is a call of the
+    in-process API), and the models this server was started with (a request never names a
+    file: only these)."""
 
-    def __init__(self, backend: Backend, models: Sequence[str], token: Optional[str]):
-        self.backend = backend
+    def __init__(self, client: Client, models: Sequence[str], token: Optional[str]):
+        self.client = AsyncClient(client=client)
+        self.backend = client.backend
         self.models = list(models)
         self._token = token
         self.stopping = False  # the server was told to stop: streams in flight end at their next item
@@ -79,33 +86,79 @@ class Served:
         return value
 
 
-def error_response(error: HttpError) -> JSONResponse:
-    return JSONResponse({"error": error.message, "code": error.code}, status_code=error.status,
-                        headers=error.headers)
+def served_for(request: Request) -> Served:
+    """What the routes share, once the caller has shown the token (where one is required)."""
+    served: Served = request.app.state.served
+    served.check_token(request)
+    return served
 
 
-def create_app(backend: Backend, models: Sequence[str], token: Optional[str] = None) -> FastAPI:
-    """The app serving `models` (already loaded, or loaded on first use) on `backend`."""
+def sse(value: Any) -> bytes:
+    """One server-sent event: a `data:` line of compact JSON, as both APIs' clients read them."""
+    return f"data: {json.dumps(value, ensure_ascii=False)}\n\n".encode("utf-8")
+
+
+def event_stream(served: Served, events: AsyncIterator[bytes]) -> StreamingResponse:
+    """`events` as server-sent events, flushed one by one. A client that goes away cancels the
+    stream and so closes `events` (which cancels its request); so does the server stopping."""
+    async def until_stopped() -> AsyncIterator[bytes]:
+        try:
+            async for event in events:
+                if served.stopping:
+                    break
+                yield event
+        finally:
+            await events.aclose()
+    return StreamingResponse(until_stopped(), media_type="text/event-stream",
+                             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+
+
+# The paths whose refusals take OpenAI's error object (chat/completions is both APIs' route; the
+# Aleph client reads any 4xx body as text, so OpenAI's shape serves both there).
+OPENAI_PATHS = {"/completions", "/chat/completions", "/models"}
+_OPENAI_TYPES = {400: "invalid_request_error", 401: "authentication_error", 404: "not_found_error",
+                 413: "invalid_request_error", 503: "server_busy"}
+
+
+def error_response(request: Request, error: HttpError) -> JSONResponse:
+    path = request.url.path.removeprefix("/v1")
+    if path in OPENAI_PATHS:
+        body: Dict[str, Any] = {"error": {"message": error.message, "type": _OPENAI_TYPES.get(error.status, "error"),
+                                          "param": error.param, "code": error.code}}
+    else:
+        body = {"error": error.message, "code": error.code}
+    return JSONResponse(body, status_code=error.status, headers=error.headers)
+
+
+def create_app(client: Client, models: Sequence[str], token: Optional[str] = None) -> FastAPI:
+    """The app serving `models` (already loaded, or loaded on first use) through `client`."""
     from .aleph import aleph_routes
+    from .openai import openai_routes
 
     app = FastAPI(title="edgecomplete", docs_url=None, redoc_url=None, openapi_url=None)
-    app.state.served = Served(backend, models, token)
+    app.state.served = Served(client, models, token)
 
     @app.exception_handler(HttpError)
     async def refused(request: Request, error: HttpError) -> JSONResponse:
-        return error_response(error)
+        return error_response(request, error)
 
     @app.exception_handler(ValueError)  # InvalidRequest and the data classes' from_json
     async def invalid(request: Request, error: ValueError) -> JSONResponse:
-        return error_response(HttpError(400, "INVALID_REQUEST", str(error)))
+        param = error.field if isinstance(error, InvalidRequest) else None
+        return error_response(request, HttpError(400, "INVALID_REQUEST", str(error), param=param))
 
     @app.exception_handler(ModelError)
     async def model_error(request: Request, error: ModelError) -> JSONResponse:
-        return error_response(HttpError(400, "MODEL_ERROR", str(error)))
+        return error_response(request, HttpError(400, "MODEL_ERROR", str(error)))
 
-    routes = aleph_routes()
-    app.include_router(routes)  # the client appends the endpoint to its host: with and without /v1
-    app.include_router(routes, prefix="/v1")
+    @app.exception_handler(BusyError)
+    async def busy(request: Request, error: BusyError) -> JSONResponse:
+        return error_response(request, HttpError(503, "QUEUE_FULL", str(error),
+                                                 headers={"Retry-After": str(error.retry_after)}))
+
+    for routes in (aleph_routes(), openai_routes()):
+        app.include_router(routes)  # the Aleph client appends the endpoint to its host: with and without /v1
+        app.include_router(routes, prefix="/v1")
     return app
 
 
@@ -122,10 +175,10 @@ class _Server(uvicorn.Server):
         super().handle_exit(sig, frame)
 
 
-def serve(backend: Backend, models: Sequence[str], host: str = "127.0.0.1", port: int = 8400,
+def serve(client: Client, models: Sequence[str], host: str = "127.0.0.1", port: int = 8400,
           token: Optional[str] = None, log_level: str = "info") -> None:
     """Serve until interrupted (Ctrl+C, SIGTERM): streams in flight end (their requests are
-    cancelled, their cells freed), then the server stops; the caller closes the backend."""
-    app = create_app(backend, models, token)
+    cancelled, their cells freed), then the server stops; the caller closes the client."""
+    app = create_app(client, models, token)
     config = uvicorn.Config(app, host=host, port=port, log_level=log_level, timeout_graceful_shutdown=5)
     _Server(config, app.state.served).run()

@@ -9,13 +9,15 @@ import signal
 from urllib.parse import urlparse
 
 import aleph_alpha_client as aleph
+import aleph_alpha_client.chat as aleph_chat_module
 import pytest
 from aleph_alpha_client.completion import CompletionSummary, StreamChunk, StreamSummary
 
-from edgecomplete import CompletionRequest, CompletionResponse, DetokenizationRequest, Prompt, TokenizationRequest
+from edgecomplete import (ChatRequest, CompletionRequest, CompletionResponse, DetokenizationRequest, EvaluationRequest,
+                          Message, Prompt, Role, TokenizationRequest)
 
 from ..conftest import MODEL
-from .conftest import TOKEN, start_server, stop_server
+from .conftest import TOKEN, hang_up, open_stream, raw, start_server, stop_server
 
 REQUESTS = [
     dict(prompt="The capital of France is", maximum_tokens=12),
@@ -76,6 +78,50 @@ def test_tokenize_and_detokenize_round_trip(remote, client):
     assert text == client.detokenize(DetokenizationRequest(tokens.token_ids), MODEL).result == "Hello, wide world!"
 
 
+@pytest.mark.parametrize("prompt,expected", [("The capital of France is", " Paris"),
+                                             ("Roses are red,", " violets are blue")])
+def test_evaluate_answers_as_the_in_process_client(remote, client, prompt, expected):
+    over_http = remote.evaluate(aleph.EvaluationRequest(aleph.Prompt.from_text(prompt), expected), model=MODEL)
+    here = client.evaluate(EvaluationRequest(Prompt.from_text(prompt), expected), MODEL)
+    assert over_http.result == here.result and over_http.num_tokens_prompt_total == here.num_tokens_prompt_total
+    assert over_http.model_version == MODEL and over_http.result["log_probability"] < 0
+
+
+def aleph_chat(**fields):
+    messages = [aleph_chat_module.Message(role=aleph_chat_module.Role.System, content="You are terse."),
+                aleph_chat_module.Message(role=aleph_chat_module.Role.User, content="Name a colour.")]
+    return aleph_chat_module.ChatRequest(model=MODEL, messages=messages, **fields)
+
+
+def our_chat(**fields):
+    return ChatRequest(model=MODEL, messages=[Message(Role.System, "You are terse."),
+                                              Message(Role.User, "Name a colour.")], **fields)
+
+
+def test_chat_answers_as_the_in_process_client(remote, client):
+    over_http = remote.chat(aleph_chat(maximum_tokens=12, temperature=0.0), model=MODEL)
+    here = client.chat(our_chat(maximum_tokens=12, temperature=0.0), MODEL)
+    assert over_http.message.content == here.message.content and over_http.message.role.value == "assistant"
+    assert over_http.finish_reason.value == here.finish_reason.value
+
+
+def test_chat_streaming_in_the_clients_chunk_shapes(server, client):
+    async def stream():
+        async with aleph.AsyncClient(token=TOKEN, host=f"{server}/v1") as aleph_client:
+            request = aleph_chat(maximum_tokens=10, temperature=0.0, stream_options=aleph_chat_module.StreamOptions(True))
+            return [item async for item in aleph_client.chat_with_streaming(request, model=MODEL)]
+
+    items = asyncio.run(stream())
+    here = client.chat(our_chat(maximum_tokens=10, temperature=0.0), MODEL)
+    assert items[0].role == aleph_chat_module.Role.Assistant and items[0].content == ""
+    assert "".join(i.content for i in items if isinstance(i, aleph_chat_module.ChatStreamChunk)) == here.message.content
+    assert isinstance(items[-2], aleph_chat_module.FinishReason) and items[-2].value == here.finish_reason.value
+    usage = items[-1]
+    assert isinstance(usage, aleph_chat_module.Usage)
+    assert usage.completion_tokens == 10 if here.finish_reason.value == "length" else usage.completion_tokens <= 10
+    assert usage.total_tokens == usage.prompt_tokens + usage.completion_tokens
+
+
 def test_errors_arrive_as_the_clients_exceptions(server, remote):
     with pytest.raises(ValueError) as error:
         remote.complete(aleph.CompletionRequest(prompt=aleph.Prompt.from_text("x"), top_p=3.0), model=MODEL)
@@ -85,18 +131,6 @@ def test_errors_arrive_as_the_clients_exceptions(server, remote):
     with pytest.raises(RuntimeError) as error:  # 404
         remote.complete(aleph.CompletionRequest(prompt=aleph.Prompt.from_text("x")), model="luminous-base")
     assert error.value.args[0] == 404 and "UNKNOWN_MODEL" in error.value.args[1]
-
-
-def raw(server, method, path, body=b"", headers=None):
-    """(status, parsed JSON body) of a raw HTTP request."""
-    address = urlparse(server)
-    connection = http.client.HTTPConnection(address.hostname, address.port, timeout=60)
-    connection.request(method, path, body=body,
-                       headers={"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json", **(headers or {})})
-    response = connection.getresponse()
-    payload = response.read()
-    connection.close()
-    return response.status, json.loads(payload) if payload.startswith(b"{") else payload
 
 
 @pytest.mark.parametrize("body,status,says", [
@@ -111,14 +145,14 @@ def raw(server, method, path, body=b"", headers=None):
     (b" " * (33 * 1024 * 1024), 413, "over"),
 ])
 def test_bad_bodies_get_a_4xx_naming_what_is_wrong(server, body, status, says):
-    code, answer = raw(server, "POST", "/v1/complete", body)
+    code, answer, _ = raw(server, "POST", "/v1/complete", body)
     assert code == status and says in answer["error"], answer
     assert raw(server, "GET", "/v1/version")[0] == 200  # and the server keeps serving
 
 
 def test_steering_concepts_are_a_missing_capability(server):
     body = json.dumps({"examples": [{"negative": "Good day.", "positive": "Hey!"}]}).encode()
-    code, answer = raw(server, "POST", "/steering_concepts", body)
+    code, answer, _ = raw(server, "POST", "/steering_concepts", body)
     assert code == 400 and answer["code"] == "MISSING_CAPABILITY"
 
 
@@ -131,7 +165,7 @@ def test_a_client_that_leaves_mid_stream_does_not_stop_the_server(server, remote
     response = connection.getresponse()
     assert response.status == 200 and response.getheader("content-type").startswith("text/event-stream")
     assert response.read(7) == b"data: {"
-    connection.sock.close()  # gone mid-stream
+    hang_up(connection)  # gone mid-stream
     again = remote.complete(aleph.CompletionRequest(prompt=aleph.Prompt.from_text("Hi"), maximum_tokens=3),
                             model=MODEL)
     assert again.num_tokens_generated == 3

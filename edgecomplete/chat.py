@@ -1,0 +1,276 @@
+"""Chat: messages in, the assistant's reply out. Shaped like aleph_alpha_client's chat module
+(ChatRequest, Message, ChatResponse, ChatStreamChunk, FinishReason, Usage), whose wire format is
+OpenAI's chat completions.
+
+A chat is a completion of the conversation rendered in the model's chat template
+(`Backend.apply_chat_template`), sent as rendered; the reply ends at the model's end-of-turn
+token. `as_completion` makes that request, `response_from` and `ChatStream` read the reply back,
+so a chat runs through the same decode loop as every other request.
+
+Sampling follows the OpenAI convention of this API: temperature defaults to 1 and 0 means
+greedy; top_p defaults to 1 (off); top_k 0 is off.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import Enum
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Union
+
+from .completion import (CompletionRequest, CompletionResponse, CompletionResponseStreamItem, CompletionSummary,
+                         StreamChunk, StreamSummary)
+from .prompt import Prompt
+from .validation import InvalidRequest
+
+
+class Role(str, Enum):
+    """Who said a message."""
+
+    User = "user"
+    Assistant = "assistant"
+    System = "system"
+    Tool = "tool"
+
+
+@dataclass(frozen=True)
+class Message:
+    """One message of a conversation: its role and its text (a string, or a list of strings
+    joined; images need a vision model, which edgecomplete does not run yet)."""
+
+    role: Role
+    content: Union[str, List[Any]]
+    tool_call_id: Optional[str] = None  # tool calls: not supported, kept for the Aleph client's shape
+    tool_calls: Optional[List[Any]] = None
+
+    def to_json(self) -> Mapping[str, Any]:
+        content = self.content
+        if not isinstance(content, str):
+            content = [{"type": "text", "text": part} if isinstance(part, str) else part for part in content]
+        return {"role": Role(self.role).value, "content": content}
+
+    @staticmethod
+    def from_json(json: Any, index: int = 0) -> "Message":
+        field = f"messages[{index}]"
+        if not isinstance(json, Mapping):
+            raise InvalidRequest(field, f"must be an object with role and content, got {json!r}")
+        roles = ", ".join(role.value for role in (Role.System, Role.User, Role.Assistant))
+        if json.get("role") not in (Role.System.value, Role.User.value, Role.Assistant.value):
+            raise InvalidRequest(f"{field}.role", f"must be one of {roles}, got {json.get('role')!r}")
+        content = json.get("content")
+        if isinstance(content, list):
+            parts = []
+            for part in content:
+                if isinstance(part, Mapping) and part.get("type") == "text" and isinstance(part.get("text"), str):
+                    parts.append(part["text"])
+                elif isinstance(part, Mapping) and part.get("type") == "image_url":
+                    raise InvalidRequest(f"{field}.content", "images need a model with a vision projector; "
+                                         "this server's models take text only")
+                else:
+                    raise InvalidRequest(f"{field}.content", f"parts must be {{\"type\": \"text\", \"text\": ...}}, "
+                                         f"got {part!r}")
+            content = parts
+        elif not isinstance(content, str):
+            raise InvalidRequest(f"{field}.content", f"must be a string or a list of text parts, got {content!r}")
+        return Message(Role(json["role"]), content)
+
+    @property
+    def text(self) -> str:
+        if isinstance(self.content, str):
+            return self.content
+        for part in self.content:
+            if not isinstance(part, str):
+                raise InvalidRequest("messages", "images need a model with a vision projector; "
+                                     "edgecomplete's models take text only")
+        return "".join(self.content)
+
+
+@dataclass(frozen=True)
+class TextMessage:
+    """A reply: its role (assistant) and text."""
+
+    role: Role
+    content: str
+    tool_calls: Optional[List[Any]] = None
+
+    @staticmethod
+    def from_json(json: Mapping[str, Any]) -> "TextMessage":
+        return TextMessage(role=Role(json["role"]), content=json["content"])
+
+    def to_json(self) -> Mapping[str, Any]:
+        return {"role": Role(self.role).value, "content": self.content}
+
+
+@dataclass(frozen=True)
+class StreamOptions:
+    """include_usage: a Usage item ends the stream."""
+
+    include_usage: bool
+
+
+@dataclass(frozen=True)
+class ChatRequest:
+    """A conversation to continue, in the Aleph Alpha client's fields.
+
+    Parameters:
+        model (str, required):
+            The model, as in the Aleph client (the `model` argument of `chat` decides).
+        messages (Sequence[Message | TextMessage], required):
+            The conversation: system, user and assistant messages.
+        maximum_tokens (int, optional, default None):
+            Tokens of the reply at most (None: until the model ends its turn or the context is full).
+        temperature (float, optional, default None):
+            None is 1; 0 is greedy.
+        top_k (int, optional, default None):
+            Keep the k most likely tokens (None or 0: off).
+        top_p (float, optional, default None):
+            Nucleus sampling (None or 1: off).
+        stream_options (StreamOptions, optional, default None):
+            With include_usage, a streamed reply ends with a Usage item.
+        steering_concepts (List[str], optional, default None):
+            Ids of steering concepts to apply.
+        response_format, tools, tool_choice, parallel_tool_calls (optional, default None):
+            Structured output and tool calls: not supported by edgecomplete; refused when set.
+        seed (int, optional, default None):
+            An edgecomplete field: the seed of the sampled reply (None draws one).
+    """
+
+    model: str
+    messages: Sequence[Union[Message, TextMessage]]
+    maximum_tokens: Optional[int] = None
+    temperature: Optional[float] = None
+    top_k: Optional[int] = None
+    top_p: Optional[float] = None
+    stream_options: Optional[StreamOptions] = None
+    steering_concepts: Optional[List[str]] = None
+    response_format: Optional[Any] = None
+    tools: Optional[List[Any]] = None
+    tool_choice: Optional[Any] = None
+    parallel_tool_calls: Optional[bool] = None
+    seed: Optional[int] = None
+
+
+class FinishReason(str, Enum):
+    """Why the reply ended: the model ended its turn or hit a stop ("stop"), or the token limit."""
+
+    Stop = "stop"
+    Length = "length"
+    ContentFilter = "content_filter"
+    ToolCalls = "tool_calls"
+
+
+@dataclass(frozen=True)
+class ChatResponse:
+    finish_reason: FinishReason
+    message: TextMessage
+
+
+@dataclass(frozen=True)
+class Usage:
+    """Token counts: the prompt (the rendered conversation) once, the reply's tokens."""
+
+    completion_tokens: int
+    prompt_tokens: int
+    total_tokens: int
+
+    def to_json(self) -> Mapping[str, int]:
+        return {"prompt_tokens": self.prompt_tokens, "completion_tokens": self.completion_tokens,
+                "total_tokens": self.total_tokens}
+
+
+@dataclass(frozen=True)
+class ChatStreamChunk:
+    """Text of the reply as it is generated; the first chunk is empty and carries the role."""
+
+    content: str
+    role: Optional[Role]
+    tool_calls: Optional[List[Any]] = None
+
+
+ChatStreamItem = Union[ChatStreamChunk, FinishReason, Usage]
+
+
+# ---- the request as a completion ----------------------------------------------------------------
+
+def sampling_fields(temperature: Optional[float], top_p: Optional[float], top_k: Optional[int]) -> Dict[str, Any]:
+    """OpenAI's sampling convention (temperature 1 by default, 0 greedy; top_p 1 off) in the
+    completion API's fields (temperature 0 with top_k and top_p off is greedy)."""
+    temperature = 1.0 if temperature is None else temperature
+    top_p = 1.0 if top_p is None else top_p
+    top_k = 0 if top_k is None else top_k
+    if not isinstance(temperature, (int, float)) or isinstance(temperature, bool):
+        raise InvalidRequest("temperature", f"must be a number, got {temperature!r}")
+    if not isinstance(top_p, (int, float)) or isinstance(top_p, bool):
+        raise InvalidRequest("top_p", f"must be a number in [0, 1], got {top_p!r}")
+    if temperature == 0:
+        return {"temperature": 0.0, "top_k": 0, "top_p": 0.0}  # greedy, whatever top_k and top_p say
+    return {"temperature": float(temperature), "top_k": top_k, "top_p": 0.0 if top_p == 1 else float(top_p)}
+
+
+def conversation(messages: Sequence[Union[Message, TextMessage]]) -> List[Dict[str, str]]:
+    """The messages as the chat template takes them."""
+    if not messages:
+        raise InvalidRequest("messages", "must hold at least one message")
+    rendered = []
+    for message in messages:
+        text = message.text if isinstance(message, Message) else message.content
+        rendered.append({"role": Role(message.role).value, "content": text})
+    return rendered
+
+
+def check_supported(request: ChatRequest) -> None:
+    for name in ("response_format", "tools", "tool_choice", "parallel_tool_calls"):
+        if getattr(request, name) not in (None, [], "none"):
+            raise InvalidRequest(name, "structured output and tool calls are not supported by edgecomplete; "
+                                 "leave it unset")
+
+
+def as_completion(request: ChatRequest, rendered: str) -> CompletionRequest:
+    """The completion of `rendered` (the conversation in the model's chat template) that is the
+    reply to `request`."""
+    check_supported(request)
+    return CompletionRequest(
+        prompt=Prompt.from_text(rendered), maximum_tokens=request.maximum_tokens,
+        **sampling_fields(request.temperature, request.top_p, request.top_k),
+        steering_concepts=request.steering_concepts, seed=request.seed,
+        disable_optimizations=True,  # the rendered template is sent exactly (its final newline matters)
+    )
+
+
+# ---- the reply ----------------------------------------------------------------------------------
+
+def finish_reason(completion_finish: str) -> FinishReason:
+    """The chat's finish reason for a completion's."""
+    return FinishReason.Length if completion_finish == "maximum_tokens" else FinishReason.Stop
+
+
+def usage(candidates: int, num_tokens_prompt_total: int, num_tokens_generated: int) -> Usage:
+    """OpenAI's usage counts the prompt once (the completion API counts it per candidate)."""
+    prompt = num_tokens_prompt_total // max(candidates, 1)
+    return Usage(completion_tokens=num_tokens_generated, prompt_tokens=prompt,
+                 total_tokens=prompt + num_tokens_generated)
+
+
+def response_from(completion: CompletionResponse) -> ChatResponse:
+    first = completion.completions[0]
+    return ChatResponse(finish_reason=finish_reason(first.finish_reason or ""),
+                        message=TextMessage(Role.Assistant, first.completion or ""))
+
+
+class ChatStream:
+    """Turns a completion's stream items into the chat's: the role first, the text as it comes,
+    the finish reason, and the usage last when asked for."""
+
+    def __init__(self, include_usage: bool):
+        self.include_usage = include_usage
+
+    def start(self) -> List[ChatStreamItem]:
+        return [ChatStreamChunk(content="", role=Role.Assistant)]
+
+    def feed(self, item: CompletionResponseStreamItem) -> List[ChatStreamItem]:
+        if isinstance(item, StreamChunk):
+            return [ChatStreamChunk(content=item.completion, role=None)] if item.completion else []
+        if isinstance(item, StreamSummary):
+            return [finish_reason(item.finish_reason)]
+        if isinstance(item, CompletionSummary) and self.include_usage:
+            return [usage(1, item.num_tokens_prompt_total, item.num_tokens_generated)]
+        return []
