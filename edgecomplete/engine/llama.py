@@ -149,6 +149,10 @@ class LlamaModel:
         vocabulary.finalize()
         return vocabulary
 
+    def end_of_generation_tokens(self) -> List[int]:
+        """The tokens that end a generation (EOS, end of turn, ...)."""
+        return [t for t in range(self.vocab_size) if llama_cpp.llama_vocab_is_eog(self._vocab, t)]
+
     def chat_template(self, fallback: Optional[str] = None) -> Optional[str]:
         """The GGUF's chat template; else `fallback` (a llama.cpp built-in name); None for a
         model that has none (a base model)."""
