@@ -16,6 +16,8 @@ from aleph_alpha_client.completion import CompletionSummary, StreamChunk, Stream
 from edgecomplete import (ChatRequest, CompletionRequest, CompletionResponse, DetokenizationRequest, EvaluationRequest,
                           Message, Prompt, Role, TokenizationRequest)
 
+from edgecomplete import models
+
 from ..conftest import MODEL
 from .conftest import TOKEN, hang_up, open_stream, raw, start_server, stop_server
 
@@ -122,6 +124,51 @@ def test_chat_streaming_in_the_clients_chunk_shapes(server, client):
     assert usage.total_tokens == usage.prompt_tokens + usage.completion_tokens
 
 
+def test_the_async_client_answers_as_the_sync_one(server, remote):
+    completion = aleph_request(dict(prompt="Q: What is 2+2?\nA:", maximum_tokens=6, n=2, best_of=3, log_probs=2,
+                                    tokens=True))
+    evaluation = aleph.EvaluationRequest(aleph.Prompt.from_text("The sea is"), " blue")
+    tokenization = aleph.TokenizationRequest("Hello, wide world!", tokens=True, token_ids=True)
+
+    async def run():
+        async with aleph.AsyncClient(token=TOKEN, host=f"{server}/v1") as client:
+            return (await client.complete(completion, model=MODEL), await client.evaluate(evaluation, model=MODEL),
+                    await client.tokenize(tokenization, model=MODEL), await client.models())
+
+    completed, evaluated, tokenized, models = asyncio.run(run())
+    assert completed.to_json() == remote.complete(completion, model=MODEL).to_json()
+    assert evaluated.result == remote.evaluate(evaluation, model=MODEL).result
+    assert tokenized.token_ids == remote.tokenize(tokenization, model=MODEL).token_ids
+    assert [m["name"] for m in models] == [MODEL]
+
+
+def test_the_seeds_examples_run_against_the_server_with_the_official_client(server, remote):
+    # The seed's usage examples, with the official client pointed at the server: sampled with
+    # fresh seeds, so what is checked is the shape and the rules every answer must follow.
+    request = aleph.CompletionRequest(prompt=aleph.Prompt.from_text("The future of AI is"), maximum_tokens=50,
+                                      temperature=0.7)
+    (simple,) = remote.complete(request, model=MODEL).completions
+    assert simple.finish_reason in ("maximum_tokens", "end_of_text") and simple.completion
+    request = aleph.CompletionRequest(prompt=aleph.Prompt.from_text("Write a creative story about:"),
+                                      maximum_tokens=200, temperature=0.8, top_p=0.9, n=3,
+                                      stop_sequences=["\n\n", "THE END"], presence_penalty=0.1, frequency_penalty=0.1)
+    response = remote.complete(request, model=MODEL)
+    assert len(response.completions) == 3
+    for result in response.completions:
+        assert "\n\n" not in result.completion and "THE END" not in result.completion
+        assert result.finish_reason in ("maximum_tokens", "end_of_text", "stop_sequence_reached")
+
+    async def streaming():
+        async with aleph.AsyncClient(token=TOKEN, host=f"{server}/v1") as client:
+            request = aleph.CompletionRequest(prompt=aleph.Prompt.from_text(
+                "Write a long story about space exploration:"), maximum_tokens=40, temperature=0.7)
+            return [item async for item in client.complete_with_streaming(request, "smollm2-135m")]
+
+    items = asyncio.run(streaming())
+    assert isinstance(items[-1], CompletionSummary) and items[-1].num_tokens_generated <= 40
+    assert sum(isinstance(item, StreamSummary) for item in items) == 1
+
+
 def test_errors_arrive_as_the_clients_exceptions(server, remote):
     with pytest.raises(ValueError) as error:
         remote.complete(aleph.CompletionRequest(prompt=aleph.Prompt.from_text("x"), top_p=3.0), model=MODEL)
@@ -142,6 +189,7 @@ def test_errors_arrive_as_the_clients_exceptions(server, remote):
     (json.dumps({"model": MODEL, "prompt": "x", "logit_bias": {"a": 1}}).encode(), 400, "logit_bias"),
     (json.dumps({"model": MODEL, "prompt": "x", "wat": 1}).encode(), 400, "wat"),
     (json.dumps({"model": MODEL, "prompt": "x", "best_of": 2, "stream": True}).encode(), 400, "best_of"),
+    (json.dumps({"model": str(models.resolve(MODEL)), "prompt": "x"}).encode(), 404, "unknown model"),
     (b" " * (33 * 1024 * 1024), 413, "over"),
 ])
 def test_bad_bodies_get_a_4xx_naming_what_is_wrong(server, body, status, says):

@@ -51,6 +51,18 @@ def test_a_client_that_disconnects_frees_its_sequence_and_cells(client, engine, 
         assert status == 200 and answer["num_tokens_generated"] == 3  # and the server goes on
 
 
+def test_a_slow_reader_only_slows_itself(client, engine):
+    with app_server(client, TOKEN) as url:
+        connection, response = open_stream(url, "/v1/complete", LONG)  # then reads nothing
+        status, answer, _ = raw(url, "POST", "/v1/complete", json.dumps({"model": MODEL, "prompt": "Hi",
+                                                                         "maximum_tokens": 20}).encode())
+        assert status == 200 and answer["num_tokens_generated"] == 20  # served beside it
+        assert engine.stats()["requests_active"] == 1  # the unread stream waits, neither dropped nor ended
+        assert response.read(1) == b"{"  # and goes on where it was
+        hang_up(connection)
+        wait_until_idle(engine)
+
+
 def mixed_requests(count):
     prompts = ["The sea", "Once upon a time", "def fib(n):", "My favourite food is", "In 1905, Einstein"]
     requests = []
