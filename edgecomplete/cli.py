@@ -332,7 +332,8 @@ def build_parser() -> argparse.ArgumentParser:
     for command in sorted(entry_points(group=COMMANDS_GROUP), key=lambda entry: entry.name):
         command.load()(commands)
 
-    serve = commands.add_parser("serve", help="serve the Aleph Alpha HTTP API on this machine")
+    serve = commands.add_parser("serve", help="serve the Aleph Alpha HTTP API and the OpenAI-compatible API "
+                                "on this machine")
     serve.add_argument("--model", "-m", action="append", default=None, metavar="NAME",
                        help=f"a model to serve, registered name or .gguf path (repeatable; default {models.DEFAULT_MODEL})")
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")

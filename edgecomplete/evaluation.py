@@ -9,7 +9,7 @@ echo and log_probs, through the same decode loop as every other request.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from typing import Any, Dict, Mapping, Optional, Sequence
 
 from .completion import CompletionRequest, CompletionResponse
@@ -43,6 +43,10 @@ class EvaluationRequest:
 
     @staticmethod
     def from_json(json: Mapping[str, Any]) -> "EvaluationRequest":
+        """Parse an API request body; `model`, `hosting` and `tags` (transport keys) are ignored."""
+        unknown = sorted(set(json) - {f.name for f in fields(EvaluationRequest)} - {"model", "hosting", "tags"})
+        if unknown:
+            raise InvalidRequest(unknown[0], "is not a field of an evaluation request")
         expected = json.get("completion_expected")
         if not isinstance(expected, str):
             raise InvalidRequest("completion_expected", f"must be a string, got {expected!r}")

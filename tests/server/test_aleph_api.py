@@ -198,6 +198,16 @@ def test_bad_bodies_get_a_4xx_naming_what_is_wrong(server, body, status, says):
     assert raw(server, "GET", "/v1/version")[0] == 200  # and the server keeps serving
 
 
+@pytest.mark.parametrize("body,says", [
+    ({"model": MODEL, "prompt": "x"}, "completion_expected: must be a string"),
+    ({"model": MODEL, "prompt": "x", "completion_expected": ""}, "completion_expected: must have at least one token"),
+    ({"model": MODEL, "prompt": "x", "completion_expected": "y", "wat": 1}, "wat: is not a field"),
+])
+def test_bad_evaluations_get_a_400_naming_the_field(server, body, says):
+    code, answer, _ = raw(server, "POST", "/v1/evaluate", json.dumps(body).encode())
+    assert code == 400 and says in answer["error"], answer
+
+
 def test_steering_concepts_are_a_missing_capability(server):
     body = json.dumps({"examples": [{"negative": "Good day.", "positive": "Hey!"}]}).encode()
     code, answer, _ = raw(server, "POST", "/steering_concepts", body)
