@@ -1,6 +1,7 @@
 """Shared fixtures: the real default model, pulled on first use, and one client for the session."""
 
 import ctypes
+import signal
 
 import numpy as np
 import pytest
@@ -8,6 +9,13 @@ import pytest
 from edgecomplete import Client, models
 
 MODEL = "smollm2-135m"
+
+
+def sigint_as_in_a_terminal() -> None:
+    """`preexec_fn` of a subprocess a test interrupts: a background job (`make test &`) starts
+    with SIGINT ignored, which its children inherit (Python then installs no KeyboardInterrupt
+    handler); the child gets it back as from a terminal."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 @pytest.fixture(scope="session")

@@ -21,7 +21,7 @@ import pytest
 from edgecomplete import Client, models
 from edgecomplete.engine import NATIVE_LOG
 
-from ..conftest import MODEL
+from ..conftest import MODEL, sigint_as_in_a_terminal
 
 STORY = "Once upon a time"
 
@@ -267,7 +267,7 @@ def test_ctrl_c_stops_a_reply_and_the_chat_goes_on(tmp_path, smollm2_path):
     process = subprocess.Popen(
         [sys.executable, "-m", "edgecomplete", "chat", "--max-tokens", "400"],
         stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-        env={**os.environ, "EDGECOMPLETE_DATA": str(tmp_path)},
+        env={**os.environ, "EDGECOMPLETE_DATA": str(tmp_path)}, preexec_fn=sigint_as_in_a_terminal,
     )
     process.stdin.write(b"Write a long story about a dragon and a knight.\n/max-tokens 2\nThanks\n")
     process.stdin.close()

@@ -19,7 +19,7 @@ import uvicorn
 
 from edgecomplete.server import create_app
 
-from ..conftest import MODEL
+from ..conftest import MODEL, sigint_as_in_a_terminal
 
 TOKEN = "test-token"
 
@@ -35,7 +35,8 @@ def start_server(*options: str):
     port = free_port()
     process = subprocess.Popen(
         [sys.executable, "-m", "edgecomplete", "serve", "--model", MODEL, "--port", str(port), *options],
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        preexec_fn=sigint_as_in_a_terminal)
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 120
     while True:
