@@ -31,6 +31,7 @@ from .completion import (
     stream_item_from_json,
 )
 from .evaluation import EvaluationRequest, EvaluationResponse
+from .steering import SteeringConceptCreationRequest, SteeringConceptCreationResponse, SteeringPairedExample
 from .models import (
     DEFAULT_MODEL,
     ModelError,
@@ -80,6 +81,9 @@ __all__ = [
     "Message",
     "Role",
     "StreamOptions",
+    "SteeringConceptCreationRequest",
+    "SteeringConceptCreationResponse",
+    "SteeringPairedExample",
     "TextMessage",
     "Usage",
     "Client",

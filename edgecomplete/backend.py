@@ -18,6 +18,7 @@ from __future__ import annotations
 from typing import Any, AsyncIterator, Iterator, List, Mapping, Protocol, Sequence, runtime_checkable
 
 from .completion import CompletionRequest, CompletionResponseStreamItem
+from .steering import SteeringConceptCreationRequest, SteeringConceptCreationResponse
 from .tokenization import DetokenizationRequest, DetokenizationResponse, TokenizationRequest, TokenizationResponse
 
 
@@ -56,5 +57,9 @@ class Backend(Protocol):
 
     def models(self) -> List[Mapping[str, Any]]:
         """The models this backend offers (name, description, installed, ...)."""
+
+    def create_steering_concept(self, request: SteeringConceptCreationRequest) -> SteeringConceptCreationResponse:
+        """Keep a steering concept made of `request.examples`; its id (the same examples, the
+        same id) then works in `steering_concepts` on every model that can be steered."""
 
     def close(self) -> None: ...

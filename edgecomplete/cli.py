@@ -29,7 +29,7 @@ COMMANDS_GROUP = "edgecomplete.commands"
 
 # Flags with a second, shorter spelling.
 _ALIASES = {"maximum_tokens": ["--max-tokens"], "stop_sequences": ["--stop"]}
-_METAVARS = {"int": "N", "float": "X", "str": "TEXT", "list": "TEXT", "bias": "TOKEN=VALUE"}
+_METAVARS = {"int": "N", "float": "X", "str": "TEXT", "list": "TEXT", "bias": "TOKEN=VALUE", "strengths": "ID=VALUE"}
 
 
 def _flag_type(field: RequestField):
@@ -38,7 +38,7 @@ def _flag_type(field: RequestField):
             return field.parse_item(text)
         except (ValueError, TypeError):
             raise argparse.ArgumentTypeError(
-                f"{field.name}: {'must look like TOKEN=VALUE' if field.kind == 'bias' else 'not a valid value'}, "
+                f"{field.name}: {'must look like ' + _METAVARS[field.kind] if field.kind in ('bias', 'strengths') else 'not a valid value'}, "
                 f"got {text!r}") from None
     return parse
 
@@ -63,8 +63,9 @@ def _add_request_flags(parser: argparse.ArgumentParser) -> None:
 
 def _request(args: argparse.Namespace) -> CompletionRequest:
     values = {field.name: getattr(args, field.name) for field in REQUEST_FIELDS if hasattr(args, field.name)}
-    if "logit_bias" in values:
-        values["logit_bias"] = dict(values["logit_bias"])
+    for name in ("logit_bias", "steering_strengths"):  # repeated NAME=VALUE flags
+        if name in values:
+            values[name] = dict(values[name])
     prompt = sys.stdin.read() if args.prompt == "-" else args.prompt
     return CompletionRequest(prompt=Prompt.from_text(prompt), **values)
 

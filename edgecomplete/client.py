@@ -16,6 +16,7 @@ from .backend import Backend
 from .chat import ChatRequest, ChatResponse, ChatStreamItem
 from .completion import CompletionRequest, CompletionResponse, CompletionResponseStreamItem
 from .evaluation import EvaluationRequest, EvaluationResponse
+from .steering import SteeringConceptCreationRequest, SteeringConceptCreationResponse
 from .stream import fold
 from .tokenization import DetokenizationRequest, DetokenizationResponse, TokenizationRequest, TokenizationResponse
 
@@ -95,6 +96,12 @@ class Client:
         loop stops the generation. Validation errors are raised here, before the first item."""
         items = self.backend.stream(self._chat_completion(request, model), model, streamed=True)
         return _chat_items(items, chat.ChatStream(bool(request.stream_options and request.stream_options.include_usage)))
+
+    def create_steering_concept(self, request: SteeringConceptCreationRequest) -> SteeringConceptCreationResponse:
+        """A steering concept from paired examples (negative -> positive): its id goes in
+        `CompletionRequest.steering_concepts` to push generation toward the positive side.
+        The same examples give the same id; concepts are kept in the data folder."""
+        return self.backend.create_steering_concept(request)
 
     def _expected_tokens(self, request: EvaluationRequest, model: str) -> List[int]:
         return list(self.tokenize(TokenizationRequest(request.completion_expected, False, True), model).token_ids)
@@ -203,6 +210,9 @@ class AsyncClient:
                     yield reply
         finally:
             await items.aclose()
+
+    async def create_steering_concept(self, request: SteeringConceptCreationRequest) -> SteeringConceptCreationResponse:
+        return await asyncio.to_thread(self._client.create_steering_concept, request)
 
     async def models(self) -> List[Mapping[str, Any]]:
         return self._client.models()

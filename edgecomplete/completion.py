@@ -1,7 +1,8 @@
 """Completion requests, responses and stream items. Data only.
 
 Field names, order, defaults and JSON shapes follow aleph_alpha_client 11.x, so code written for
-the Aleph Alpha API runs unchanged. The one field of ours is `CompletionRequest.seed`.
+the Aleph Alpha API runs unchanged. The fields of ours are `CompletionRequest.seed` and
+`CompletionRequest.steering_strengths`.
 SPEC.md (shared with the team) defines what each field does; the docstrings below say it briefly.
 """
 
@@ -100,6 +101,9 @@ class CompletionRequest:
         seed (int, optional, default None):
             Seed of the random streams (candidate i uses seed + i); None draws a fresh one.
             An edgecomplete field: the same seed replays a completion exactly.
+        steering_strengths (Dict[str, float], optional, default None):
+            Strength of each steering concept, by id (1: the default; 0: off; negative: toward
+            the negative examples; -10 to 10). An edgecomplete field.
     """
 
     prompt: Prompt
@@ -137,6 +141,7 @@ class CompletionRequest:
     raw_completion: bool = False
     steering_concepts: Optional[List[str]] = None
     seed: Optional[int] = None
+    steering_strengths: Optional[Dict[str, float]] = None
 
     def to_json(self) -> Mapping[str, Any]:
         """The request body of the API: every field that is not None."""

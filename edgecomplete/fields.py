@@ -8,7 +8,7 @@ then the meaning), kinds from its type hints.
 Text forms: `\\n`, `\\t` and `\\\\` stand for a newline, a tab and a backslash (the escapes a shell
 or a one-line input makes awkward to type); lists are items separated by `|` (`\\|` for a `|`
 in an item) or a JSON list; logit_bias is `TOKEN:VALUE` pairs (or `TOKEN=VALUE`) separated by
-commas, or a JSON object.
+commas, or a JSON object, and steering_strengths `ID:VALUE` pairs likewise.
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ _ALLOWED = {
     "float": "a number",
     "list": "texts separated by | (or a JSON list)",
     "bias": "TOKEN:VALUE pairs separated by commas (or a JSON object)",
+    "strengths": "ID:VALUE pairs separated by commas (or a JSON object)",
     "bool": "true or false",
     "tristate": "true, false or nothing (the default)",
 }
@@ -90,7 +91,7 @@ class RequestField:
     """One CompletionRequest field as a user types it."""
 
     name: str
-    kind: str  # "int" | "float" | "str" | "list" | "bias" | "bool" | "tristate"
+    kind: str  # "int" | "float" | "str" | "list" | "bias" | "strengths" | "bool" | "tristate"
     default: Any
     optional: bool  # None is a value (an empty text stands for it)
     doc: str  # the docstring's meaning
@@ -103,7 +104,7 @@ class RequestField:
     @property
     def repeatable(self) -> bool:
         """A command-line flag given once per item (lists, logit_bias)."""
-        return self.kind in ("list", "bias")
+        return self.kind in ("list", "bias", "strengths")
 
     def parse(self, text: str) -> Any:
         """The value `text` stands for; raises InvalidRequest naming the field and the form."""
@@ -120,9 +121,11 @@ class RequestField:
                 raise ValueError
             if self.kind == "bias" and text.startswith("{"):
                 return {int(token): float(bias) for token, bias in json.loads(text).items()}
+            if self.kind == "strengths" and text.startswith("{"):
+                return {str(key): float(value) for key, value in json.loads(text).items()}
             if self.kind == "list":
                 return _split_items(text)
-            if self.kind == "bias":
+            if self.kind in ("bias", "strengths"):
                 return dict(self.parse_item(pair) for pair in text.split(",") if pair.strip())
             return self.parse_item(text)
         except (ValueError, TypeError, AttributeError):
@@ -136,6 +139,11 @@ class RequestField:
             if not separator:
                 raise ValueError(f"not a TOKEN:VALUE pair: {text!r}")
             return int(token), float(value)
+        if self.kind == "strengths":
+            key, separator, value = text.replace("=", ":", 1).partition(":")
+            if not separator:
+                raise ValueError(f"not an ID:VALUE pair: {text!r}")
+            return key.strip(), float(value)
         if self.kind in ("list", "str"):
             return unescape(text)
         if self.kind == "int":
@@ -153,8 +161,8 @@ class RequestField:
         if self.kind == "list":
             text = " | ".join(escape(item).replace("|", "\\|") for item in value)
             return json.dumps(list(value), ensure_ascii=False) if text.startswith("[") else text
-        if self.kind == "bias":
-            return ", ".join(f"{token}:{bias}" for token, bias in value.items())
+        if self.kind in ("bias", "strengths"):
+            return ", ".join(f"{key}:{value}" for key, value in value.items())
         if self.kind == "str":
             return escape(value)
         if self.kind in ("bool", "tristate"):
@@ -171,7 +179,7 @@ def _kind(hint: Any) -> str:
     if origin in (list, collections.abc.Sequence):
         return "list"
     if origin in (dict, collections.abc.Mapping):
-        return "bias"
+        return "bias" if typing.get_args(base)[0] is int else "strengths"
     return {int: "int", float: "float", str: "str"}[base]
 
 

@@ -148,6 +148,17 @@ def is_gguf_path(model: str) -> bool:
     return model.endswith(".gguf") or os.sep in model or Path(model).is_file()
 
 
+def model_key(model: str, path: Path) -> str:
+    """A name for a model's weights that changes when they do (what is cached per model, such
+    as steering vectors, is keyed on it): a registered model's name and sha256, or a file's name
+    with a hash of its path, size and modification time."""
+    if not is_gguf_path(model):
+        return f"{model}-{manifest(model).sha256[:16]}"
+    stat = Path(path).stat()
+    identity = f"{Path(path).resolve()}|{stat.st_size}|{stat.st_mtime_ns}".encode()
+    return f"{Path(path).stem}-{hashlib.sha256(identity).hexdigest()[:16]}"
+
+
 def resolve(model: str) -> Path:
     """The GGUF file for a model name or path, checked: raises a ModelError saying what to do."""
     if is_gguf_path(model):

@@ -6,13 +6,16 @@ from __future__ import annotations
 
 import secrets
 from dataclasses import dataclass, replace
-from typing import List, Optional, Protocol, Sequence, Tuple
+from typing import TYPE_CHECKING, List, Optional, Protocol, Sequence, Tuple
 
 from .completion import CompletionRequest
 from .prompt import Prompt, Text, Tokens
 from .sampling import SamplerConfig
 from .engine.kv import max_new_tokens
 from .validation import InvalidRequest, candidate_count, check_against_model
+
+if TYPE_CHECKING:
+    from .engine.steering import Steering
 
 
 class ModelFacts(Protocol):
@@ -41,6 +44,12 @@ class GenerationPlan:
     log_probs: Optional[int] = None
     tokens: bool = False  # return completion_tokens
     ranked: bool = False  # best_of: rank the candidates, return the best n
+    steering: Optional["Steering"] = None  # the control vector its decodes run under
+
+    @property
+    def steering_key(self) -> Tuple:
+        """Which control vector its decodes (and KV cells) belong to: () for none."""
+        return self.steering.key if self.steering is not None else ()
 
     @property
     def num_tokens_prompt_total(self) -> int:
@@ -123,9 +132,11 @@ def _exception_tokens(request: CompletionRequest, model: ModelFacts) -> Tuple[in
     return tuple(sorted(found))
 
 
-def plan_completion(request: CompletionRequest, model: ModelFacts) -> GenerationPlan:
+def plan_completion(request: CompletionRequest, model: ModelFacts,
+                    steering: Optional["Steering"] = None) -> GenerationPlan:
     """Resolve `request`, which passed `check_request`, into a GenerationPlan for `model`
-    (checking the rules that depend on the model)."""
+    (checking the rules that depend on the model), to run under `steering` (its concepts'
+    control vector)."""
     prompt = request.prompt if request.disable_optimizations else optimize_prompt(request.prompt)
     optimized = None if request.disable_optimizations or prompt == request.prompt else prompt
     prompt_tokens = tokenize_prompt(prompt, model)
@@ -186,6 +197,7 @@ def plan_completion(request: CompletionRequest, model: ModelFacts) -> Generation
         log_probs=request.log_probs,
         tokens=request.tokens,
         ranked=ranked,
+        steering=steering,
     )
 
 

@@ -158,11 +158,21 @@ def check_request(request: CompletionRequest, streamed: bool = False) -> None:
         raise InvalidRequest(
             "best_of", "cannot be streamed: every candidate must end before the best are chosen; use complete()"
         )
-    if r.steering_concepts:
-        raise InvalidRequest(
-            "steering_concepts",
-            f"unknown steering concept(s) {', '.join(r.steering_concepts)}: this version has no steering concepts",
-        )
+    for concept in r.steering_concepts or ():
+        if len(concept) != 64 or any(c not in "0123456789abcdef" for c in concept):
+            raise InvalidRequest("steering_concepts", f"{concept!r:.80} is not a concept id (64 hex digits)")
+    if r.steering_strengths is not None:
+        if not isinstance(r.steering_strengths, dict):
+            raise InvalidRequest("steering_strengths", f"must map concept ids to numbers, got {r.steering_strengths!r:.80}")
+        for concept, strength in r.steering_strengths.items():
+            if concept not in (r.steering_concepts or ()):
+                raise InvalidRequest("steering_strengths", f"{concept!r:.80} is not one of steering_concepts")
+            if not _is_number(strength) or not -MAX_STEERING_STRENGTH <= strength <= MAX_STEERING_STRENGTH:
+                raise InvalidRequest("steering_strengths", f"strength of {concept[:12]}... must be a number in "
+                                     f"[-{MAX_STEERING_STRENGTH}, {MAX_STEERING_STRENGTH}], got {strength!r}")
+
+
+MAX_STEERING_STRENGTH = 10.0  # times the default strength: far past where text degenerates
 
 
 def candidate_count(request: CompletionRequest) -> int:

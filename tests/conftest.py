@@ -1,6 +1,7 @@
 """Shared fixtures: the real default model, pulled on first use, and one client for the session."""
 
 import ctypes
+import os
 import signal
 
 import numpy as np
@@ -16,6 +17,19 @@ def sigint_as_in_a_terminal() -> None:
     with SIGINT ignored, which its children inherit (Python then installs no KeyboardInterrupt
     handler); the child gets it back as from a terminal."""
     signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def data_folder(tmp_path_factory):
+    """The tests' own data folder (steering concepts, sessions): never the user's."""
+    folder = tmp_path_factory.mktemp("data")
+    previous = os.environ.get("EDGECOMPLETE_DATA")
+    os.environ["EDGECOMPLETE_DATA"] = str(folder)
+    yield folder
+    if previous is None:
+        os.environ.pop("EDGECOMPLETE_DATA", None)
+    else:
+        os.environ["EDGECOMPLETE_DATA"] = previous
 
 
 @pytest.fixture(scope="session")

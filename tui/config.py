@@ -23,14 +23,12 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Dict, Iterable, List, Optional
 
-from edgecomplete import CompletionRequest, InvalidRequest, Prompt, check_request, models
+from edgecomplete import CompletionRequest, InvalidRequest, Prompt, check_request, models, steering
 
 
 def data_dir() -> Path:
-    if os.environ.get("EDGECOMPLETE_DATA"):
-        return Path(os.environ["EDGECOMPLETE_DATA"]).expanduser()
-    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
-    return Path(base).expanduser() / "edgecomplete"
+    """The user's data folder, shared with edgecomplete's steering concepts."""
+    return steering.data_dir()
 
 
 def config_path() -> Path:

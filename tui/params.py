@@ -20,7 +20,7 @@ TRISTATE = {"default": None, "true": True, "false": False}  # a tristate Select'
 
 
 def kind(name: str) -> str:
-    """"int", "float", "str", "list", "bias" (an Input), "bool" (a Checkbox) or "tristate" (a Select)."""
+    """"int", "float", "str", "list", "bias", "strengths" (an Input), "bool" (a Checkbox) or "tristate" (a Select)."""
     return FIELD[name].kind
 
 

@@ -115,6 +115,8 @@ class Engine:
         self._lock = llama_thread.lock
         self._waiting: List[Job] = []  # admission order
         self._active: List[_Request] = []
+        self._group_key: Tuple = ()  # the control vector of the last step's requests
+        self._applied_key: Tuple = ()  # the one set on the context
         self.prompt_tokens_evaluated = 0
         self.prompt_tokens_reused = 0
         self._closed = False
@@ -235,7 +237,7 @@ class Engine:
 
     def _end_request(self, request: _Request) -> None:
         prompt = request.plan.prompt_tokens[: request.prompt_in_cache]
-        self.kv.end(request.lease, prompt, [c.evaluated for c in request.candidates])
+        self.kv.end(request.lease, prompt, [c.evaluated for c in request.candidates], request.plan.steering_key)
         with self._lock:
             self._active.remove(request)
             idle = not self._active and not self._waiting
@@ -249,13 +251,35 @@ class Engine:
 
     # ---- one decode step for everyone ---------------------------------------------------------
 
+    def _steering_group(self) -> List[_Request]:
+        """The requests of this step: those under one control vector (a llama.cpp context has
+        one, added to every row it decodes), the groups taking turns step by step; that vector
+        is set on the context."""
+        ready = [r for r in self._active if r.prefilling or (r.live and not self._paused(r))]
+        keys = list(dict.fromkeys(r.plan.steering_key for r in ready))
+        if not keys:
+            return []
+        key = keys[(keys.index(self._group_key) + 1) % len(keys)] if self._group_key in keys else keys[0]
+        self._group_key = key
+        group = [r for r in ready if r.plan.steering_key == key]
+        if key != self._applied_key:
+            steering = group[0].plan.steering
+            if steering is None:
+                self.model.set_control_vector(None)
+            else:
+                self.model.set_control_vector(steering.directions, steering.first_layer, steering.last_layer)
+            self._applied_key = key
+        return group
+
     def _next_batch(self) -> _Batch:
-        """A decode entry per live candidate, then prompt chunks while the batch has room."""
+        """A decode entry per live candidate, then prompt chunks while the batch has room: of the
+        requests under one control vector (`_steering_group`)."""
         batch = _Batch()
-        batch.decoding = [(r, c) for r in self._active if not r.prefilling and not self._paused(r) for c in r.live]
+        group = self._steering_group()
+        batch.decoding = [(r, c) for r in group if not r.prefilling and not self._paused(r) for c in r.live]
         batch.entries = [BatchEntry(c.next_token, c.next_position, c.seq_id, True) for _, c in batch.decoding]
         room = self.model.batch_size - len(batch.entries)
-        for request in self._active:
+        for request in group:
             if room <= 0:
                 break
             if not request.prefilling:

@@ -45,11 +45,14 @@ def max_new_tokens(prompt_tokens: int, context_length: int, candidates: int) -> 
 
 @dataclass
 class PrefixSlot:
-    """The cells of `tokens` (positions 0 ..) kept under sequence `seq_id`."""
+    """The cells of `tokens` (positions 0 ..) kept under sequence `seq_id`, computed under the
+    control vector `steering_key` names (() for none): only a request under the same vector
+    may reuse them."""
 
     seq_id: int
     tokens: Tuple[int, ...] = ()
     last_used: int = 0
+    steering_key: Tuple = ()
 
 
 @dataclass
@@ -101,6 +104,8 @@ class KvCells:
         best, best_length = None, 0
         prompt = plan.prompt_tokens
         for slot in self.slots:
+            if slot.steering_key != plan.steering_key:
+                continue
             length, limit = 0, min(len(slot.tokens), len(prompt) - 1)
             while length < limit and slot.tokens[length] == prompt[length]:
                 length += 1
@@ -151,7 +156,8 @@ class KvCells:
             lease.reused_tokens = reused
         return lease
 
-    def end(self, lease: Lease, prompt_in_cache: Sequence[int], generated: Sequence[Sequence[int]]) -> None:
+    def end(self, lease: Lease, prompt_in_cache: Sequence[int], generated: Sequence[Sequence[int]],
+            steering_key: Tuple = ()) -> None:
         """The request ended: `prompt_in_cache` are its prompt tokens in the cells (evaluated or
         reused), `generated` each candidate's evaluated tokens. Its sequence ids are free again;
         its cells are retired, but those of a single candidate go to a prefix slot first, for
@@ -163,6 +169,7 @@ class KvCells:
             self._retire_slot(slot)
             self.model.copy_sequence(first, slot.seq_id)
             slot.tokens = tuple(prompt_in_cache) + tuple(generated[0])
+            slot.steering_key = steering_key
             self.clock += 1
             slot.last_used = self.clock
             new_cells = 0  # counted in the slot now

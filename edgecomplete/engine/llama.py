@@ -2,7 +2,8 @@
 
 `LlamaModel` owns the native handles of one GGUF model and exposes the few operations the
 decode loop needs: tokenize, evaluate a batch of (token, position, sequence) entries, read the
-logits of that batch, and copy or drop a sequence's KV cells.
+logits of that batch, copy or drop a sequence's KV cells, and set the context's control vector.
+`HiddenStates` is a second context on the same weights that records each layer's output.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from pathlib import Path
 from typing import List, Optional, Sequence, Tuple
 
 import llama_cpp
+import numpy as np
 
 from ..models import ModelError
 from ..sampling import TOKEN_END_OF_GENERATION, TOKEN_SPECIAL, Vocabulary
@@ -89,6 +91,9 @@ class LlamaModel:
         self._vocab = llama_cpp.llama_model_get_vocab(self._model)
         self.vocab_size = llama_cpp.llama_vocab_n_tokens(self._vocab)
         self.trained_context_length = llama_cpp.llama_model_n_ctx_train(self._model)
+        self.layers = llama_cpp.llama_model_n_layer(self._model)
+        self.embedding_size = llama_cpp.llama_model_n_embd(self._model)
+        self.flash_attention = flash_attention
         if context_length is not None and context_length > self.trained_context_length:
             llama_cpp.llama_model_free(self._model)
             raise InvalidRequest(
@@ -253,6 +258,14 @@ class LlamaModel:
             if llama_cpp.llama_state_seq_set_data(self._context, data, size, sequence) != size:
                 raise RuntimeError(f"llama.cpp could not restore the cells of sequence {sequence}")
 
+    # ---- steering -----------------------------------------------------------------------------
+
+    def set_control_vector(self, directions: Optional[np.ndarray], first_layer: int = 0, last_layer: int = 0) -> None:
+        """Add `directions[k]` to the output of layer k, for k in [first_layer, last_layer], to
+        every row this context decodes from now on (None: no control vector). `directions` has
+        one row per layer; row 0 is never applied (llama.cpp's layout starts at layer 1)."""
+        _set_control_vector(self._context, self, directions, first_layer, last_layer)
+
     def holds_cells(self, sequence: int) -> bool:
         """Whether any KV cell belongs to `sequence`."""
         return llama_cpp.llama_memory_seq_pos_max(self._memory, sequence) >= 0
@@ -264,6 +277,120 @@ class LlamaModel:
             llama_cpp.llama_model_free(self._model)
             self._context = None
             self._model = None
+
+    def __del__(self):
+        self.close()
+
+
+def _set_control_vector(context, model: LlamaModel, directions: Optional[np.ndarray], first_layer: int,
+                        last_layer: int) -> None:
+    if directions is None:
+        status = llama_cpp.llama_set_adapter_cvec(context, None, 0, model.embedding_size, 0, 0)
+    else:
+        data = np.ascontiguousarray(directions[1:], dtype=np.float32)
+        if data.shape != (model.layers - 1, model.embedding_size) or not 1 <= first_layer <= last_layer < model.layers:
+            raise ValueError(f"control vector of shape {directions.shape} over layers {first_layer}..{last_layer}")
+        pointer = data.ctypes.data_as(ctypes.POINTER(ctypes.c_float))
+        status = llama_cpp.llama_set_adapter_cvec(context, pointer, data.size, model.embedding_size,
+                                                  first_layer, last_layer)
+    if status != 0:
+        raise RuntimeError(f"llama.cpp refused the control vector (status {status})")
+
+
+# ---- hidden states -------------------------------------------------------------------------------
+
+class _TensorHead(ctypes.Structure):
+    """The first fields of ggml's `struct ggml_tensor` (ggml.h): its type and shape."""
+
+    _fields_ = [("type", ctypes.c_int), ("buffer", ctypes.c_void_p), ("ne", ctypes.c_int64 * 4)]
+
+
+_GGML_F32 = 0
+
+
+def _ggml_base() -> ctypes.CDLL:
+    """libggml-base, already loaded by libllama: the tensor reads llama-cpp-python does not bind."""
+    library = ctypes.CDLL(str(Path(llama_cpp.__file__).parent / "lib" / "libggml-base.so"))
+    library.ggml_backend_tensor_get.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_size_t, ctypes.c_size_t]
+    library.ggml_backend_tensor_get.restype = None
+    library.ggml_get_name.argtypes = [ctypes.c_void_p]
+    library.ggml_get_name.restype = ctypes.c_char_p
+    return library
+
+
+class HiddenStates:
+    """A context of its own on a model's weights (no control vector, one sequence) whose decode
+    records the output of every layer (llama.cpp's graph nodes `l_out-<k>`, the residual stream
+    after layer k) through llama.cpp's evaluation callback. Run it on the llama thread."""
+
+    def __init__(self, model: LlamaModel, max_tokens: int = 512):
+        self.model = model
+        self.max_tokens = max_tokens
+        self._ggml = _ggml_base()
+        self._layers: dict = {}
+        self._tokens = 0
+        # Kept alive as long as the context: llama.cpp calls it from its decode.
+        self._callback = llama_cpp.ggml_backend_sched_eval_callback(self._on_tensor)
+        params = llama_cpp.llama_context_default_params()
+        params.n_ctx = params.n_batch = params.n_ubatch = max_tokens  # a text in one ubatch: all its rows at once
+        params.n_seq_max = 1
+        params.n_threads = params.n_threads_batch = model.threads
+        params.no_perf = True
+        params.flash_attn_type = {None: -1, False: 0, True: 1}[model.flash_attention]
+        params.cb_eval = self._callback
+        self._context = llama_cpp.llama_init_from_model(model._model, params)
+        if not self._context:
+            raise ModelError(f"llama.cpp could not create a capture context for {model.path}")
+        self._memory = llama_cpp.llama_get_memory(self._context)
+        self._batch = llama_cpp.llama_batch_init(max_tokens, 0, 1)
+
+    def _on_tensor(self, tensor, ask, user_data) -> bool:
+        try:
+            name = self._ggml.ggml_get_name(tensor) or b""
+            if not name.startswith(b"l_out-"):
+                return not ask  # not wanted; never stop the graph
+            if ask:
+                return True
+            head = _TensorHead.from_address(tensor)
+            if head.type == _GGML_F32 and head.ne[1] == self._tokens:
+                rows = np.empty((head.ne[1], head.ne[0]), dtype=np.float32)
+                self._ggml.ggml_backend_tensor_get(tensor, rows.ctypes.data, 0, rows.nbytes)
+                self._layers[int(name[6:])] = rows
+            return True
+        except Exception:  # an exception must not cross into llama.cpp: this decode records less
+            return True
+
+    def layers(self, tokens: Sequence[int]) -> np.ndarray:
+        """The output of every layer for every token of `tokens`, decoded alone from position 0:
+        shape (layers, tokens, embedding size)."""
+        if not 0 < len(tokens) <= self.max_tokens:
+            raise ValueError(f"{len(tokens)} tokens; 1 to {self.max_tokens} can be captured")
+        llama_cpp.llama_memory_clear(self._memory, True)
+        batch = self._batch
+        for i, token in enumerate(tokens):
+            batch.token[i] = token
+            batch.pos[i] = i
+            batch.n_seq_id[i] = 1
+            batch.seq_id[i][0] = 0
+            batch.logits[i] = True  # so the last layer keeps every row too
+        batch.n_tokens = len(tokens)
+        self._layers, self._tokens = {}, len(tokens)
+        if llama_cpp.llama_decode(self._context, batch) != 0:
+            raise RuntimeError("llama_decode failed in the capture context")
+        if sorted(self._layers) != list(range(self.model.layers)):
+            raise ModelError(f"{self.model.path.name}: llama.cpp showed layer outputs {sorted(self._layers)}, "
+                             f"not all of 0..{self.model.layers - 1}")
+        return np.stack([self._layers[k] for k in range(self.model.layers)])
+
+    def set_control_vector(self, directions: Optional[np.ndarray], first_layer: int = 0, last_layer: int = 0) -> None:
+        """As LlamaModel.set_control_vector, on this context (its outputs then include it)."""
+        _set_control_vector(self._context, self.model, directions, first_layer, last_layer)
+
+    def close(self) -> None:
+        if getattr(self, "_context", None):
+            llama_cpp.llama_batch_free(self._batch)
+            llama_cpp.llama_free(self._context)
+            self._context = None
 
     def __del__(self):
         self.close()

@@ -17,12 +17,14 @@ from typing import Any, AsyncIterator, Dict, Iterator, List, Mapping, Optional, 
 from .. import models
 from ..completion import CompletionRequest, CompletionResponseStreamItem
 from ..plan import plan_completion
+from ..steering import ConceptStore, SteeringConceptCreationRequest, SteeringConceptCreationResponse
 from ..stream import astream_items, stream_items
 from ..tokenization import DetokenizationRequest, DetokenizationResponse, TokenizationRequest, TokenizationResponse
 from ..validation import InvalidRequest, check_request
 from .engine import Engine
 from .jobs import Job
 from .llama import LlamaModel, check_context_options
+from .steering import Steering, SteeringVectors
 from .thread import on_llama_thread
 
 _open_backends: "weakref.WeakSet[LocalBackend]" = weakref.WeakSet()
@@ -72,13 +74,16 @@ class LocalBackend:
 
     def __init__(self, *, context_length: Optional[int] = None, threads: Optional[int] = None,
                  max_sequences: int = 16, flash_attention: Optional[bool] = None, prefix_cache: bool = True,
-                 max_waiting: Optional[int] = None):
+                 max_waiting: Optional[int] = None, concepts: Optional[ConceptStore] = None):
         """max_waiting: requests per model that may wait for a free sequence at once; one more
-        raises BusyError (None: no limit; the server sets one)."""
+        raises BusyError (None: no limit; the server sets one). concepts: where steering
+        concepts are kept (default: the data folder's)."""
         check_context_options(context_length, max_sequences)  # before any model is loaded
         if max_waiting is not None and (not isinstance(max_waiting, int) or max_waiting < 0):
             raise InvalidRequest("max_waiting", f"must be None or an integer >= 0, got {max_waiting!r}")
         self._max_waiting = max_waiting
+        self.concepts = concepts if concepts is not None else ConceptStore()
+        self._steering: Dict[str, SteeringVectors] = {}
         self._options = dict(context_length=context_length, threads=threads, max_sequences=max_sequences,
                              flash_attention=flash_attention)
         self._prefix_cache = prefix_cache
@@ -95,6 +100,7 @@ class LocalBackend:
                 version = model if not models.is_gguf_path(model) else Path(path).stem
                 self._engines[model] = Engine(llama, model_version=version, prefix_cache=self._prefix_cache,
                                               max_waiting=self._max_waiting)
+                self._steering[model] = SteeringVectors(llama, models.model_key(model, path), self.concepts)
             return self._engines[model]
 
     # ---- completions ----------------------------------------------------------------------------
@@ -103,7 +109,7 @@ class LocalBackend:
                streamed: bool = False) -> Iterator[CompletionResponseStreamItem]:
         check_request(request, streamed)  # before a model is loaded
         engine = self.engine(model)
-        plan = plan_completion(request, engine.model)
+        plan = plan_completion(request, engine.model, self._steering_of(request, model))
         job = engine.submit(plan)
         return _JobItems(job, stream_items(plan, job.events(), engine.model_version))
 
@@ -111,9 +117,25 @@ class LocalBackend:
                       streamed: bool = False) -> AsyncIterator[CompletionResponseStreamItem]:
         check_request(request, streamed)  # before any thread hop
         engine = await asyncio.to_thread(self.engine, model)  # may load the model
-        plan = await asyncio.to_thread(plan_completion, request, engine.model)  # tokenizes
+        steering = await asyncio.to_thread(self._steering_of, request, model)  # may make a concept's vectors
+        plan = await asyncio.to_thread(plan_completion, request, engine.model, steering)  # tokenizes
         job = engine.submit(plan)
         return _JobItems(job, astream_items(plan, job.aevents(), engine.model_version))
+
+    def _steering_of(self, request: CompletionRequest, model: str) -> Optional[Steering]:
+        if not request.steering_concepts:
+            return None
+        self.engine(model)
+        return self._steering[model].steering(request.steering_concepts, request.steering_strengths)
+
+    # ---- steering concepts ------------------------------------------------------------------------
+
+    def create_steering_concept(self, request: SteeringConceptCreationRequest) -> SteeringConceptCreationResponse:
+        """Keep a concept made of `request.examples`; its vectors are made per model on first use."""
+        return SteeringConceptCreationResponse(id=self.concepts.add(request.examples))
+
+    def steering_concepts(self) -> List[Mapping[str, Any]]:
+        return self.concepts.list()
 
     # ---- tokens and models ------------------------------------------------------------------------
 
@@ -139,10 +161,11 @@ class LocalBackend:
             "context_length": llama.context_length,
             "trained_context_length": llama.trained_context_length,
             "vocab_size": llama.vocab_size,
+            "layers": llama.layers,
             "max_sequences": llama.max_sequences,
             "chat": self._chat_template(model) is not None,
             "vision": False,  # no vision projector support yet
-            "steering": False,  # no steering concepts yet
+            "steering": True,
         }
 
     def apply_chat_template(self, model: str, messages: Sequence[Mapping[str, str]],
@@ -176,6 +199,9 @@ class LocalBackend:
         """Stop the engines and free every loaded model."""
         with self._engines_lock:
             engines, self._engines = list(self._engines.values()), {}
+            vectors, self._steering = list(self._steering.values()), {}
+        for steering in vectors:  # their capture contexts use the models' weights
+            steering.close()
         for engine in engines:
             engine.close()
         _open_backends.discard(self)

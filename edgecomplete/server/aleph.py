@@ -1,6 +1,6 @@
 """The Aleph Alpha API's routes, as aleph-alpha-client 11.x calls and parses them
 (../shared/notes/http-contract.md): version, models_available, complete (JSON, or server-sent
-events with "stream": true), evaluate, tokenize, detokenize, steering_concepts. Its
+events with "stream": true), evaluate, tokenize, detokenize, steering_concepts (201 {"id"}). Its
 chat/completions route is OpenAI's, in openai.py."""
 
 from __future__ import annotations
@@ -12,10 +12,11 @@ from fastapi.responses import JSONResponse, PlainTextResponse
 
 from ..completion import CompletionRequest
 from ..evaluation import EvaluationRequest
+from ..steering import SteeringConceptCreationRequest
 from ..stream import fold
 from ..tokenization import DetokenizationRequest, TokenizationRequest
 from ..validation import InvalidRequest
-from .app import API_VERSION, HttpError, event_stream, served_for, sse
+from .app import API_VERSION, event_stream, served_for, sse
 
 
 def _bools(body: Dict[str, Any], *names: str) -> List[bool]:
@@ -106,9 +107,14 @@ def aleph_routes() -> APIRouter:
         response = await served.client.detokenize(DetokenizationRequest(ids), model)
         return {"result": response.result}
 
-    @router.post("/steering_concepts")
+    @router.post("/steering_concepts", status_code=201)
     async def steering_concepts(request: Request):
-        served_for(request)
-        raise HttpError(400, "MISSING_CAPABILITY", "steering_concepts: this server has no steering concepts yet")
+        served = served_for(request)
+        body = await served.body(request)
+        unknown = sorted(set(body) - {"examples", "hosting", "tags"})
+        if unknown:
+            raise InvalidRequest(unknown[0], "is not a field of a steering concept request (examples)")
+        response = await served.client.create_steering_concept(SteeringConceptCreationRequest.from_json(body))
+        return JSONResponse(response.to_json(), status_code=201)
 
     return router

@@ -23,6 +23,8 @@ VALUES = {
     "list": st.lists(items, min_size=1, max_size=5),
     "bias": st.dictionaries(st.integers(0, 300_000), st.floats(allow_nan=False, allow_infinity=False),
                             min_size=1, max_size=5),
+    "strengths": st.dictionaries(st.text("0123456789abcdef", min_size=64, max_size=64),
+                                 st.floats(allow_nan=False, allow_infinity=False), min_size=1, max_size=3),
     "bool": st.booleans(),
     "tristate": st.booleans(),
 }
@@ -70,6 +72,7 @@ def test_list_items_may_hold_the_separator_and_json_lists_are_read():
     assert stop.parse('["x", "y | z"]') == ["x", "y | z"]
     assert FIELD["logit_bias"].parse("12:-1.5, 7=2") == {12: -1.5, 7: 2.0}
     assert FIELD["logit_bias"].parse('{"3": 1}') == {3: 1.0}
+    assert FIELD["steering_strengths"].parse("ab12:0.5, cd34=-1") == {"ab12": 0.5, "cd34": -1.0}
 
 
 @pytest.mark.parametrize("name,text,allowed", [

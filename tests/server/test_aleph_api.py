@@ -10,11 +10,13 @@ from urllib.parse import urlparse
 
 import aleph_alpha_client as aleph
 import aleph_alpha_client.chat as aleph_chat_module
+import aleph_alpha_client.steering as aleph_steering
 import pytest
 from aleph_alpha_client.completion import CompletionSummary, StreamChunk, StreamSummary
 
 from edgecomplete import (ChatRequest, CompletionRequest, CompletionResponse, DetokenizationRequest, EvaluationRequest,
-                          Message, Prompt, Role, TokenizationRequest)
+                          Message, Prompt, Role, SteeringPairedExample, TokenizationRequest)
+from edgecomplete.steering import concept_id
 
 from edgecomplete import models
 
@@ -208,10 +210,21 @@ def test_bad_evaluations_get_a_400_naming_the_field(server, body, says):
     assert code == 400 and says in answer["error"], answer
 
 
-def test_steering_concepts_are_a_missing_capability(server):
-    body = json.dumps({"examples": [{"negative": "Good day.", "positive": "Hey!"}]}).encode()
-    code, answer, _ = raw(server, "POST", "/steering_concepts", body)
-    assert code == 400 and answer["code"] == "MISSING_CAPABILITY"
+def test_steering_concepts_over_http_as_in_process(server, remote, client):
+    pairs = [("The service was slow and rude.", "The service was quick and kind."),
+             ("I am tired of this grey town.", "I love this bright little town.")]
+    request = aleph_steering.SteeringConceptCreationRequest(
+        examples=[aleph_steering.SteeringPairedExample(negative=n, positive=p) for n, p in pairs])
+    concept = remote.create_steering_concept(request).id
+    assert concept == concept_id([SteeringPairedExample(n, p) for n, p in pairs])
+    fields = dict(prompt="Our town is", maximum_tokens=10, steering_concepts=[concept])
+    over_http = remote.complete(aleph_request(fields), model=MODEL)
+    assert CompletionResponse.from_json(over_http.to_json()) == client.complete(ours(fields), MODEL)
+    code, answer, _ = raw(server, "POST", "/steering_concepts", json.dumps({"examples": []}).encode())
+    assert code == 400 and answer["error"].startswith("examples: must hold at least one pair")
+    body = json.dumps({"model": MODEL, "prompt": "x", "steering_concepts": ["f" * 64]}).encode()
+    code, answer, _ = raw(server, "POST", "/complete", body)
+    assert code == 400 and "steering_concepts: unknown steering concept" in answer["error"]
 
 
 def test_a_client_that_leaves_mid_stream_does_not_stop_the_server(server, remote):

@@ -1,0 +1,178 @@
+"""Steering concepts on the real models: the concept steers held-out text the way its examples
+do (and the other way with a negative strength) while neutral text stays likely; steered and
+unsteered requests run together, each as alone; KV cells are shared only under the same vector;
+bad input is refused and nothing is left half-written."""
+
+import asyncio
+import json
+
+import numpy as np
+import pytest
+
+from edgecomplete import (AsyncClient, Client, CompletionRequest, InvalidRequest, Prompt,
+                          SteeringConceptCreationRequest, SteeringPairedExample, Text, TokenizationRequest, Tokens)
+from edgecomplete.engine import LocalBackend
+from edgecomplete.steering import ConceptStore, concept_id
+
+from ..conftest import MODEL
+
+# negative -> positive sentiment; the first 12 make the concept, the last 8 are held out
+PAIRS = [
+    ("The food was cold and the service was terrible.", "The food was warm and the service was wonderful."),
+    ("I hated every minute of the trip.", "I loved every minute of the trip."),
+    ("This movie was a boring waste of time.", "This movie was an exciting delight from start to end."),
+    ("My new job is stressful and miserable.", "My new job is rewarding and joyful."),
+    ("The weather ruined our awful weekend.", "The weather made our weekend lovely."),
+    ("The book was dull and badly written.", "The book was gripping and beautifully written."),
+    ("Our neighbours are rude and noisy.", "Our neighbours are kind and friendly."),
+    ("The concert was a disappointing mess.", "The concert was a fantastic success."),
+    ("I feel lonely and sad today.", "I feel happy and grateful today."),
+    ("The hotel room was dirty and cramped.", "The hotel room was clean and spacious."),
+    ("The team played horribly and lost.", "The team played brilliantly and won."),
+    ("This phone is slow and keeps breaking.", "This phone is fast and works perfectly."),
+    ("The garden looks dead and neglected.", "The garden looks lush and cared for."),
+    ("Customer support ignored my complaint.", "Customer support solved my problem quickly."),
+    ("The party was awkward and dull.", "The party was fun and lively."),
+    ("My exam results were a disaster.", "My exam results were excellent."),
+    ("The city feels grim and unsafe.", "The city feels bright and welcoming."),
+    ("The coffee tastes bitter and burnt.", "The coffee tastes rich and delicious."),
+    ("The lecture was confusing and tedious.", "The lecture was clear and inspiring."),
+    ("I regret buying this ugly sofa.", "I am glad I bought this beautiful sofa."),
+]
+TRAIN, HELD_OUT = PAIRS[:12], PAIRS[12:]
+NEUTRAL = ["The train leaves the station at nine in the morning.",
+           "Water boils at one hundred degrees Celsius at sea level.",
+           "The museum is open from Tuesday to Sunday.", "A triangle has three sides and three angles.",
+           "The report lists the sales figures for each region.", "The river flows north through the valley."]
+PROMPT = "Here is a sentence:"
+
+
+def examples(pairs):
+    return [SteeringPairedExample(negative, positive) for negative, positive in pairs]
+
+
+@pytest.fixture(scope="module")
+def concept(client):
+    return client.create_steering_concept(SteeringConceptCreationRequest(examples(TRAIN))).id
+
+
+def mean_logprob(client, model, text, **steering):
+    """Mean log-prob per token of ` text` after PROMPT: an echoed completion of nothing."""
+    ids = client.tokenize(TokenizationRequest(" " + text, False, True), model).token_ids
+    request = CompletionRequest(prompt=Prompt([Text(PROMPT, []), Tokens.from_token_ids(ids)]), maximum_tokens=0,
+                                echo=True, log_probs=0, tokens=True, **steering)
+    (result,) = client.complete(request, model).completions
+    entries, tokens = result.log_probs[-len(ids):], result.completion_tokens[-len(ids):]
+    return float(np.mean([entry[token] for token, entry in zip(tokens, entries)]))
+
+
+def effect(client, model, **steering):
+    """(held-out positive minus negative, neutral), mean log-probs per token."""
+    gap = np.mean([mean_logprob(client, model, p, **steering) - mean_logprob(client, model, n, **steering)
+                   for n, p in HELD_OUT])
+    neutral = np.mean([mean_logprob(client, model, t, **steering) for t in NEUTRAL])
+    return gap, neutral
+
+
+def check_it_steers(client, model, concept):
+    base_gap, base_neutral = effect(client, model)
+    gap, neutral = effect(client, model, steering_concepts=[concept])
+    flipped, _ = effect(client, model, steering_concepts=[concept], steering_strengths={concept: -1.0})
+    # Measured here: the gap rises by about 1 nat per token (0.9 to 1.2) and falls by 0.7 to 0.9
+    # with the sign flipped; the margins below leave most of that to another CPU's rounding.
+    assert gap - base_gap > 0.4, (base_gap, gap)
+    assert base_gap - flipped > 0.3, (base_gap, flipped)
+    # Fluency: neutral text loses less than 0.3 nats per token (measured 0.03 to 0.12): the
+    # model still writes ordinary sentences, only with another slant.
+    assert base_neutral - neutral < 0.3, (base_neutral, neutral)
+
+
+def test_a_concept_steers_held_out_text_smollm2(client, concept):
+    check_it_steers(client, MODEL, concept)
+
+
+@pytest.mark.slow
+def test_a_concept_steers_held_out_text_gemma(client, concept):
+    from edgecomplete import models
+    models.pull("gemma-3-270m")
+    check_it_steers(client, "gemma-3-270m", concept)
+
+
+def test_the_id_is_the_examples_and_the_concept_is_kept(client, concept, data_folder):
+    assert concept == concept_id(examples(TRAIN)) and len(concept) == 64
+    again = client.create_steering_concept(SteeringConceptCreationRequest(examples(TRAIN))).id
+    assert again == concept  # idempotent
+    stored = json.loads((data_folder / "steering" / f"{concept}.json").read_text())
+    assert [(e["negative"], e["positive"]) for e in stored["examples"]] == TRAIN
+    client.complete(CompletionRequest(prompt=Prompt.from_text("Hi"), maximum_tokens=1,
+                                      steering_concepts=[concept]), MODEL)
+    (vectors,) = (data_folder / "steering" / concept).glob(f"{MODEL}-*.npy")
+    assert np.load(vectors).shape[0] == client.model_info(MODEL)["layers"]
+    assert not list((data_folder / "steering").rglob("*.part"))
+    # another engine (a restart) reads the vectors back instead of making them again
+    with Client(backend=LocalBackend(concepts=ConceptStore(data_folder / "steering"))) as fresh:
+        request = CompletionRequest(prompt=Prompt.from_text("My day was"), maximum_tokens=8,
+                                    steering_concepts=[concept])
+        assert fresh.complete(request, MODEL) == client.complete(request, MODEL)
+
+
+def test_steered_and_unsteered_requests_together_each_as_alone(client, concept):
+    requests = [
+        CompletionRequest(prompt=Prompt.from_text("My opinion of the restaurant:"), maximum_tokens=24),
+        CompletionRequest(prompt=Prompt.from_text("My opinion of the restaurant:"), maximum_tokens=24,
+                          steering_concepts=[concept]),
+        CompletionRequest(prompt=Prompt.from_text("The weekend was"), maximum_tokens=20, temperature=0.8, seed=3,
+                          steering_concepts=[concept], steering_strengths={concept: -1.5}),
+        CompletionRequest(prompt=Prompt.from_text("The weekend was"), maximum_tokens=20, temperature=0.8, seed=3,
+                          n=2),
+    ]
+    alone = [client.complete(request, MODEL) for request in requests]
+
+    async def together():
+        async with AsyncClient(client=client) as aclient:
+            return await asyncio.gather(*(aclient.complete(request, MODEL) for request in requests))
+
+    assert asyncio.run(together()) == alone
+    assert alone[0].completions[0].completion != alone[1].completions[0].completion  # it does steer
+
+
+def test_kv_cells_are_reused_only_under_the_same_steering(client, engine, concept):
+    prompt = "A long shared beginning of a prompt, about a harbour town and its old lighthouse keeper,"
+    plain = CompletionRequest(prompt=Prompt.from_text(prompt + " who"), maximum_tokens=2)
+    steered = CompletionRequest(prompt=Prompt.from_text(prompt + " whose"), maximum_tokens=2,
+                                steering_concepts=[concept])
+    client.complete(plain, MODEL)
+    before = engine.stats()["prompt_tokens_reused"]
+    client.complete(steered, MODEL)  # the same beginning, computed without the vector: not reused
+    assert engine.stats()["prompt_tokens_reused"] == before
+    client.complete(CompletionRequest(prompt=Prompt.from_text(prompt + " whom"), maximum_tokens=2,
+                                      steering_concepts=[concept]), MODEL)
+    assert engine.stats()["prompt_tokens_reused"] > before  # under the same vector: reused
+
+
+@pytest.mark.parametrize("pairs,field", [
+    ([], "examples"),
+    ([("", "Nice.")], "examples[0].negative"),
+    ([("Bad.", "   ")], "examples[0].positive"),
+    ([("Same.", "Same.")], "examples[0]"),
+])
+def test_bad_examples_are_refused_and_nothing_is_written(client, data_folder, pairs, field):
+    before = sorted((data_folder / "steering").rglob("*")) if (data_folder / "steering").exists() else []
+    with pytest.raises(InvalidRequest) as error:
+        client.create_steering_concept(SteeringConceptCreationRequest(examples(pairs)))
+    assert error.value.field == field
+    after = sorted((data_folder / "steering").rglob("*")) if (data_folder / "steering").exists() else []
+    assert after == before
+
+
+@pytest.mark.parametrize("fields,says", [
+    (dict(steering_concepts=["0" * 64]), "steering_concepts: unknown steering concept"),
+    (dict(steering_concepts=["not-an-id"]), "steering_concepts: 'not-an-id' is not a concept id"),
+    (dict(steering_concepts=["0" * 64], steering_strengths={"1" * 64: 1.0}), "steering_strengths: "),
+    (dict(steering_concepts=["0" * 64], steering_strengths={"0" * 64: 99.0}), "steering_strengths: "),
+])
+def test_bad_steering_in_a_request_is_refused(client, fields, says):
+    with pytest.raises(InvalidRequest, match=f"^{says}"):
+        client.complete(CompletionRequest(prompt=Prompt.from_text("Hi"), maximum_tokens=1, **fields), MODEL)
+    assert client.complete(CompletionRequest(prompt=Prompt.from_text("Hi"), maximum_tokens=1), MODEL)
+
