@@ -14,6 +14,7 @@ import os
 import signal
 import sys
 from importlib.metadata import entry_points
+from pathlib import Path
 from typing import Any, Callable, Dict, List, Mapping, Optional, TypeVar
 
 from . import models
@@ -28,7 +29,8 @@ T = TypeVar("T")
 COMMANDS_GROUP = "edgecomplete.commands"
 
 # Flags with a second, shorter spelling.
-_ALIASES = {"maximum_tokens": ["--max-tokens"], "stop_sequences": ["--stop"]}
+_ALIASES = {"maximum_tokens": ["--max-tokens"], "stop_sequences": ["--stop"],
+            "steering_concepts": ["--steering-concept"], "steering_strengths": ["--steering-strength"]}
 _METAVARS = {"int": "N", "float": "X", "str": "TEXT", "list": "TEXT", "bias": "TOKEN=VALUE", "strengths": "ID=VALUE"}
 
 
@@ -236,6 +238,51 @@ def _serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def _steering(args: argparse.Namespace) -> int:
+    from .engine import LocalBackend
+    from .steering import SteeringConceptCreationRequest, SteeringPairedExample
+
+    backend = LocalBackend(threads=getattr(args, "threads", None))
+    try:
+        if args.steering_command == "create":
+            pairs = [tuple(pair) for pair in args.pair or []]
+            if args.file:
+                pairs += _read_pairs(args.file)
+            request = SteeringConceptCreationRequest([SteeringPairedExample(n, p) for n, p in pairs])
+            print(backend.create_steering_concept(request).id)
+        elif args.steering_command == "list":
+            for concept in backend.steering_concepts():
+                origin = (f"imported from {concept['imported']['file']}" if concept["imported"] else
+                          f"{concept['pairs']} pairs, first: {concept['first']['negative']!r} -> "
+                          f"{concept['first']['positive']!r}")
+                models_text = ", ".join(concept["models"]) or "no model yet"
+                print(f"{concept['id']}  {origin}  (vectors: {models_text})")
+        elif args.steering_command == "export":
+            output = Path(args.output or f"{args.id[:12]}-{Path(args.model).stem}.gguf")
+            with_pulled_model(args.model, lambda: backend.export_steering_concept(args.id, args.model, output,
+                                                                                   args.strength))
+            print(output)
+        else:
+            print(with_pulled_model(args.model, lambda: backend.import_steering_concept(Path(args.file), args.model)))
+        return 0
+    finally:
+        backend.close()
+
+
+def _read_pairs(path: str) -> List[tuple]:
+    """Pairs from a JSON-lines file: one {"negative": ..., "positive": ...} per line."""
+    pairs = []
+    for number, line in enumerate(Path(path).read_text("utf-8").splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            item = json.loads(line)
+            pairs.append((item["negative"], item["positive"]))
+        except (ValueError, KeyError, TypeError):
+            raise ValueError(f"--file: line {number} of {path} is not {{\"negative\": ..., \"positive\": ...}}") from None
+    return pairs
+
+
 def _models(args: argparse.Namespace) -> int:
     if args.models_command == "pull":
         pull_with_progress(args.name, force=args.force)
@@ -347,6 +394,27 @@ def build_parser() -> argparse.ArgumentParser:
                             "503 with Retry-After (default 64)")
     add_engine_flags(serve)
     serve.set_defaults(handler=_serve)
+
+    steering = commands.add_parser("steering", help="create, list, export or import steering concepts")
+    steering_commands = steering.add_subparsers(dest="steering_command", required=True)
+    create = steering_commands.add_parser("create", help="a concept from pairs of texts (negative -> positive); "
+                                          "prints its id")
+    create.add_argument("--pair", nargs=2, action="append", metavar=("NEGATIVE", "POSITIVE"),
+                        help="one pair: the unwanted way, then the wanted way (repeatable)")
+    create.add_argument("--file", help='pairs from a JSON-lines file: {"negative": ..., "positive": ...} per line')
+    create.set_defaults(handler=_steering)
+    steering_commands.add_parser("list", help="the kept concepts").set_defaults(handler=_steering)
+    export = steering_commands.add_parser("export", help="a concept's vectors for a model as a llama.cpp "
+                                          "control-vector GGUF (--control-vector)")
+    export.add_argument("id")
+    export.add_argument("--model", "-m", default=models.DEFAULT_MODEL, help="registered model name or .gguf path")
+    export.add_argument("--strength", type=float, default=1.0, help="times the default strength (default 1)")
+    export.add_argument("--output", "-o", default=None, help="the file to write (default ID12-MODEL.gguf)")
+    export.set_defaults(handler=_steering)
+    importing = steering_commands.add_parser("import", help="a llama.cpp control-vector GGUF as a concept of a model")
+    importing.add_argument("file")
+    importing.add_argument("--model", "-m", default=models.DEFAULT_MODEL, help="the model it was made for")
+    importing.set_defaults(handler=_steering)
 
     model_commands = commands.add_parser("models", help="list, show, pull or remove models").add_subparsers(
         dest="models_command", required=True

@@ -156,9 +156,24 @@ class ConceptStore:
             except (OSError, ValueError):
                 continue
             vectors = self.root / path.stem
-            concepts.append({"id": path.stem, "pairs": len(body["examples"]), "first": body["examples"][0],
+            concepts.append({"id": path.stem, "pairs": len(body["examples"]),
+                             "first": body["examples"][0] if body["examples"] else None,
+                             "imported": body.get("imported"),
                              "models": sorted(p.stem for p in vectors.glob("*.npy")) if vectors.exists() else []})
         return concepts
+
+    def add_imported(self, identifier: str, file_name: str, model_key: str, vectors: bytes, vectors_path: Path) -> None:
+        """Keep a concept imported from a control-vector file: its vectors, for one model only."""
+        write_whole(vectors_path, vectors)
+        body = {"id": identifier, "examples": [], "imported": {"file": file_name, "model": model_key}}
+        write_whole(self.root / f"{identifier}.json", json.dumps(body, indent=1).encode("utf-8"))
+
+    def imported(self, identifier: str) -> Optional[Dict[str, str]]:
+        """Where an imported concept came from (None for one made from examples)."""
+        path = self.root / f"{identifier}.json"
+        if not path.exists():
+            return None
+        return json.loads(path.read_text("utf-8")).get("imported")
 
     def vectors_path(self, identifier: str, model_key: str) -> Path:
         return self.root / identifier / f"{model_key}.npy"

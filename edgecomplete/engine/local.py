@@ -135,7 +135,19 @@ class LocalBackend:
         return SteeringConceptCreationResponse(id=self.concepts.add(request.examples))
 
     def steering_concepts(self) -> List[Mapping[str, Any]]:
+        """Every kept concept: id, pairs, first pair, where it was imported from, models with vectors."""
         return self.concepts.list()
+
+    def export_steering_concept(self, concept: str, model: str, path: Path, strength: float = 1.0) -> None:
+        """Write `concept`'s control vector for `model` (made first if needed) as a llama.cpp
+        control-vector GGUF at `path`."""
+        self.engine(model)
+        self._steering[model].export(concept, path, strength)
+
+    def import_steering_concept(self, path: Path, model: str) -> str:
+        """Keep a llama.cpp control-vector GGUF made for `model` as a concept; its id."""
+        self.engine(model)
+        return self._steering[model].import_file(path)
 
     # ---- tokens and models ------------------------------------------------------------------------
 

@@ -11,13 +11,15 @@ in `layer_band` (llama.cpp's control vector: one per context, so the engine grou
 
 from __future__ import annotations
 
+import hashlib
 import io
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Dict, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 
-from ..steering import ConceptStore, write_whole
+from ..steering import ConceptStore, concept_id, write_whole
 from ..validation import InvalidRequest
 from .llama import HiddenStates, LlamaModel
 from .thread import on_llama_thread
@@ -54,19 +56,53 @@ class SteeringVectors:
         self._checked = False
 
     def steering(self, concepts: Sequence[str], strengths: Optional[Mapping[str, float]]) -> Optional[Steering]:
-        """The control vector of a request's `steering_concepts` (None: no steering)."""
+        """The control vector of a request's `steering_concepts` (None: no steering). It spans
+        every layer llama.cpp can steer; each concept's rows outside its layers are zero."""
         if not concepts:
             return None
         self._check_graph()
         strengths = strengths or {}
         key = tuple(sorted((concept, float(strengths.get(concept, 1.0))) for concept in dict.fromkeys(concepts)))
-        total = sum(DEFAULT_STRENGTH * strength * self.directions(concept) for concept, strength in key)
+        total = sum(strength * self.control_vector(concept) for concept, strength in key)
+        return Steering(key, np.asarray(total, dtype=np.float32), 1, self.model.layers - 1)
+
+    def control_vector(self, concept: str) -> np.ndarray:
+        """A concept's control vector at strength 1: DEFAULT_STRENGTH x its directions on its
+        layers (the band for a concept made from examples), zero elsewhere."""
+        directions = self.directions(concept)
+        if self.store.imported(concept):
+            return DEFAULT_STRENGTH * directions
         first, last = layer_band(self.model.layers)
-        return Steering(key, np.asarray(total, dtype=np.float32), first, last)
+        vector = np.zeros_like(directions)
+        vector[first:last + 1] = DEFAULT_STRENGTH * directions[first:last + 1]
+        return vector
+
+    def export(self, concept: str, path, strength: float = 1.0) -> None:
+        """Write the concept's control vector for this model (times `strength`) as a llama.cpp
+        control-vector GGUF: `--control-vector FILE` then steers llama.cpp's own tools as
+        edgecomplete does by default."""
+        self._check_graph()
+        write_control_vector(path, strength * self.control_vector(concept), self.model.path.stem)
+
+    def import_file(self, path) -> str:
+        """Keep a llama.cpp control-vector GGUF made for this model as a concept (its rows at
+        strength 1 are the file's, on the file's layers); its id is the file's sha256."""
+        vector = read_control_vector(path, self.model.layers, self.model.embedding_size)
+        identifier = hashlib.sha256(Path(path).read_bytes()).hexdigest()
+        buffer = io.BytesIO()
+        np.save(buffer, (vector / DEFAULT_STRENGTH).astype(np.float32))
+        self.store.add_imported(identifier, Path(path).name, self.model_key, buffer.getvalue(),
+                                self.store.vectors_path(identifier, self.model_key))
+        self._directions.pop(identifier, None)
+        return identifier
 
     def directions(self, concept: str) -> np.ndarray:
         if concept not in self._directions:
             path = self.store.vectors_path(concept, self.model_key)
+            imported = self.store.imported(concept)
+            if imported and not path.exists():
+                raise InvalidRequest("steering_concepts", f"{concept[:12]}... was imported from {imported['file']} "
+                                     f"for {imported['model']}; it has no vectors for {self.model_key}")
             expected = (self.model.layers, self.model.embedding_size)
             directions = None
             if path.exists():
@@ -131,3 +167,66 @@ class SteeringVectors:
         if self._capture is not None:
             capture, self._capture = self._capture, None
             on_llama_thread(capture.close)
+
+
+# ---- llama.cpp's control-vector GGUF ------------------------------------------------------------
+
+def write_control_vector(path, vector: np.ndarray, model_hint: str) -> None:
+    """The format llama.cpp's `--control-vector` loads: architecture "controlvector", one F32
+    tensor `direction.<k>` of the embedding size per steered layer k >= 1 (added to the output
+    of layer k). Written whole: a temporary file renamed into place."""
+    import gguf
+
+    path = Path(path)
+    temporary = path.with_name(f".{path.name}.part")
+    try:
+        writer = gguf.GGUFWriter(str(temporary), "controlvector")
+        writer.add_string("controlvector.model_hint", model_hint)
+        layers = [k for k in range(1, len(vector)) if np.any(vector[k])]
+        writer.add_uint32("controlvector.layer_count", len(layers))
+        for k in layers:
+            writer.add_tensor(f"direction.{k}", np.ascontiguousarray(vector[k], dtype=np.float32))
+        writer.write_header_to_file()
+        writer.write_kv_data_to_file()
+        writer.write_tensors_to_file()
+        writer.close()
+        temporary.replace(path)
+    finally:
+        temporary.unlink(missing_ok=True)
+
+
+def read_control_vector(path, layers: int, embedding_size: int) -> np.ndarray:
+    """A control-vector GGUF as one row per layer (zero where it has none), checked as llama.cpp's
+    loader checks it, and against the model: InvalidRequest naming what is wrong."""
+    import gguf
+
+    field = "path"
+    try:
+        reader = gguf.GGUFReader(str(path))
+    except (OSError, ValueError) as error:
+        raise InvalidRequest(field, f"{path}: not a readable GGUF file ({error})") from None
+    architecture = reader.fields.get("general.architecture")
+    if architecture is None or bytes(architecture.parts[-1]).decode() != "controlvector":
+        raise InvalidRequest(field, f"{path}: not a control vector (general.architecture is not controlvector)")
+    vector = np.zeros((layers, embedding_size), dtype=np.float32)
+    found = 0
+    for tensor in reader.tensors:
+        if not tensor.name.startswith("direction."):
+            continue
+        try:
+            layer = int(tensor.name.split(".", 1)[1])
+        except ValueError:
+            raise InvalidRequest(field, f"{path}: tensor {tensor.name} has no layer number") from None
+        data = np.asarray(tensor.data)
+        if tensor.tensor_type != gguf.GGMLQuantizationType.F32 or data.ndim != 1:
+            raise InvalidRequest(field, f"{path}: {tensor.name} must be a 1-D F32 tensor")
+        if not 1 <= layer < layers:
+            raise InvalidRequest(field, f"{path}: {tensor.name}: layer {layer} is not in 1..{layers - 1} of this model")
+        if data.shape[0] != embedding_size:
+            raise InvalidRequest(field, f"{path}: {tensor.name} has {data.shape[0]} values; this model's "
+                                 f"embedding size is {embedding_size}")
+        vector[layer] += data
+        found += 1
+    if not found:
+        raise InvalidRequest(field, f"{path}: no direction.<layer> tensors")
+    return vector

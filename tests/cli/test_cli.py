@@ -18,8 +18,9 @@ from pathlib import Path
 
 import pytest
 
-from edgecomplete import Client, models
-from edgecomplete.engine import NATIVE_LOG
+from edgecomplete import Client, CompletionRequest, Prompt, SteeringPairedExample, models
+from edgecomplete.engine import NATIVE_LOG, LocalBackend
+from edgecomplete.steering import ConceptStore, concept_id
 
 from ..conftest import MODEL, sigint_as_in_a_terminal
 
@@ -321,3 +322,40 @@ def test_chat_refuses_a_model_without_a_chat_template(tmp_path):
     assert run.stderr.startswith("edgecomplete: error: gemma-3-270m has no chat template")
     assert "edgecomplete complete" in run.stderr
     assert stored_chats(tmp_path) == []
+
+
+def test_steering_commands_as_a_user_runs_them(tmp_path, client, smollm2_path):
+    env = {"EDGECOMPLETE_DATA": str(tmp_path / "data")}
+    pairs = tmp_path / "pairs.jsonl"
+    pairs.write_text('{"negative": "I hated the trip.", "positive": "I loved the trip."}\n\n'
+                     '{"negative": "The room was dirty.", "positive": "The room was spotless."}\n')
+    created = edgecomplete("steering", "create", "--pair", "The food was cold.", "The food was lovely.",
+                           "--file", str(pairs), env=env)
+    assert created.returncode == 0, created.stderr
+    concept = created.stdout.strip()
+    assert concept == concept_id([SteeringPairedExample("The food was cold.", "The food was lovely."),
+                                  SteeringPairedExample("I hated the trip.", "I loved the trip."),
+                                  SteeringPairedExample("The room was dirty.", "The room was spotless.")])
+    listed = edgecomplete("steering", "list", env=env)
+    assert listed.stdout.startswith(f"{concept}  3 pairs, first: 'The food was cold.'")
+    args = ["complete", "My day was", "--max-tokens", "8", "--json", "--steering-concept", concept]
+    steered = edgecomplete(*args, env=env)
+    assert steered.returncode == 0, steered.stderr
+    request = CompletionRequest(prompt=Prompt.from_text("My day was"), maximum_tokens=8,
+                                steering_concepts=[concept])
+    with Client(backend=LocalBackend(concepts=ConceptStore(tmp_path / "data" / "steering"))) as here:
+        assert json.loads(steered.stdout) == here.complete(request, MODEL).to_json()
+    flipped = edgecomplete(*args, "--steering-strength", f"{concept}=-1", env=env)
+    assert flipped.returncode == 0 and json.loads(flipped.stdout) != json.loads(steered.stdout)
+    exported = edgecomplete("steering", "export", concept, "--model", MODEL, "-o", str(tmp_path / "c.gguf"), env=env)
+    assert exported.returncode == 0 and (tmp_path / "c.gguf").stat().st_size > 0
+    imported = edgecomplete("steering", "import", str(tmp_path / "c.gguf"), "--model", MODEL, env=env)
+    assert imported.returncode == 0 and len(imported.stdout.strip()) == 64
+    # refusals: a message naming the field, status 2, nothing kept
+    for bad, says in [(["steering", "create"], "examples: must hold at least one pair"),
+                      (["steering", "create", "--pair", "", "x"], "examples[0].negative: must be a non-empty text"),
+                      (["complete", "x", "--steering-concept", "nope"], "steering_concepts: 'nope' is not a concept id"),
+                      (["steering", "import", str(pairs)], "path: ")]:
+        run = edgecomplete(*bad, env=env)
+        assert run.returncode == 2 and says in run.stderr, (bad, run.stderr)
+    assert len(edgecomplete("steering", "list", env=env).stdout.splitlines()) == 2

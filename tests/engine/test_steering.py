@@ -176,3 +176,47 @@ def test_bad_steering_in_a_request_is_refused(client, fields, says):
         client.complete(CompletionRequest(prompt=Prompt.from_text("Hi"), maximum_tokens=1, **fields), MODEL)
     assert client.complete(CompletionRequest(prompt=Prompt.from_text("Hi"), maximum_tokens=1), MODEL)
 
+
+
+def test_export_is_a_llama_cpp_control_vector_and_imports_back(client, concept, tmp_path):
+    import gguf
+
+    backend = client.backend
+    path = tmp_path / "sentiment.gguf"
+    backend.export_steering_concept(concept, MODEL, path)
+    # What llama.cpp's control-vector loader requires (common_control_vector_load_one).
+    reader = gguf.GGUFReader(str(path))
+    assert bytes(reader.fields["general.architecture"].parts[-1]).decode() == "controlvector"
+    info = client.model_info(MODEL)
+    layers = sorted(int(t.name.split(".")[1]) for t in reader.tensors)
+    assert all(t.name.startswith("direction.") and t.tensor_type == gguf.GGMLQuantizationType.F32
+               and np.asarray(t.data).shape == (client.backend.engine(MODEL).model.embedding_size,)
+               for t in reader.tensors)
+    assert layers and layers[0] >= 1 and layers[-1] < info["layers"]  # direction.0 is refused by the loader
+    imported = backend.import_steering_concept(path, MODEL)
+    assert len(imported) == 64 and imported != concept
+
+    def echoed(concept_id):
+        request = CompletionRequest(prompt=Prompt.from_text("The meal was fine and the staff were there."),
+                                    maximum_tokens=0, echo=True, log_probs=0, steering_concepts=[concept_id])
+        (result,) = client.complete(request, MODEL).completions
+        return [value for entry in result.log_probs[1:] for value in entry.values()]
+
+    assert echoed(imported) == pytest.approx(echoed(concept), abs=1e-3)  # the same steering
+    (tmp_path / "bad.gguf").write_bytes(b"GGUF" + b"\0" * 20)
+    with pytest.raises(InvalidRequest, match="^path: "):
+        backend.import_steering_concept(tmp_path / "bad.gguf", MODEL)
+
+
+@pytest.mark.slow
+def test_an_imported_vector_belongs_to_its_model_only(client, concept, tmp_path):
+    from edgecomplete import models
+
+    models.pull("gemma-3-270m")
+    client.backend.export_steering_concept(concept, MODEL, tmp_path / "smollm2.gguf")
+    imported = client.backend.import_steering_concept(tmp_path / "smollm2.gguf", MODEL)
+    with pytest.raises(InvalidRequest, match="has no vectors for gemma-3-270m"):
+        client.complete(CompletionRequest(prompt=Prompt.from_text("Hi"), maximum_tokens=1,
+                                          steering_concepts=[imported]), "gemma-3-270m")
+    with pytest.raises(InvalidRequest, match="embedding size"):  # 576 values for a model of 640
+        client.backend.import_steering_concept(tmp_path / "smollm2.gguf", "gemma-3-270m")
