@@ -44,6 +44,9 @@ ECHO_BATCH = 64
 
 _FINISH_REASONS = {END_OF_TEXT: "end_of_text", STOP_SEQUENCE: "stop_sequence_reached"}
 
+# Decode steps one steering group runs before the next group's turn (bench.steering).
+STEPS_PER_TURN = 8
+
 
 @dataclass
 class _Candidate:
@@ -116,6 +119,7 @@ class Engine:
         self._waiting: List[Job] = []  # admission order
         self._active: List[_Request] = []
         self._group_key: Tuple = ()  # the control vector of the last step's requests
+        self._turn_steps = 0  # steps in a row under it
         self._applied_key: Tuple = ()  # the one set on the context
         self.prompt_tokens_evaluated = 0
         self.prompt_tokens_reused = 0
@@ -253,13 +257,20 @@ class Engine:
 
     def _steering_group(self) -> List[_Request]:
         """The requests of this step: those under one control vector (a llama.cpp context has
-        one, added to every row it decodes), the groups taking turns step by step; that vector
-        is set on the context."""
+        one, added to every row it decodes), the groups taking turns of STEPS_PER_TURN steps;
+        that vector is set on the context. (Setting another vector makes llama.cpp prepare its
+        graph again on the next decode, a few ms: a turn of several steps spreads that.)"""
         ready = [r for r in self._active if r.prefilling or (r.live and not self._paused(r))]
         keys = list(dict.fromkeys(r.plan.steering_key for r in ready))
         if not keys:
             return []
-        key = keys[(keys.index(self._group_key) + 1) % len(keys)] if self._group_key in keys else keys[0]
+        if self._group_key in keys and (self._turn_steps < STEPS_PER_TURN or len(keys) == 1):
+            key = self._group_key
+        elif self._group_key in keys:
+            key = keys[(keys.index(self._group_key) + 1) % len(keys)]
+        else:
+            key = keys[0]
+        self._turn_steps = self._turn_steps + 1 if key == self._group_key else 1
         self._group_key = key
         group = [r for r in ready if r.plan.steering_key == key]
         if key != self._applied_key:
