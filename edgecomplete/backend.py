@@ -62,4 +62,7 @@ class Backend(Protocol):
         """Keep a steering concept made of `request.examples`; its id (the same examples, the
         same id) then works in `steering_concepts` on every model that can be steered."""
 
+    def steering_concepts(self) -> List[Mapping[str, Any]]:
+        """The concepts this backend keeps: id, pairs, first pair, ... (empty where it cannot list them)."""
+
     def close(self) -> None: ...

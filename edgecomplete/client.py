@@ -103,6 +103,11 @@ class Client:
         The same examples give the same id; concepts are kept in the data folder."""
         return self.backend.create_steering_concept(request)
 
+    def steering_concepts(self) -> List[Mapping[str, Any]]:
+        """The kept concepts (an edgecomplete extension): id, pairs, the first pair, where an
+        imported one came from, the models that have its vectors."""
+        return self.backend.steering_concepts()
+
     def _expected_tokens(self, request: EvaluationRequest, model: str) -> List[int]:
         return list(self.tokenize(TokenizationRequest(request.completion_expected, False, True), model).token_ids)
 
@@ -213,6 +218,9 @@ class AsyncClient:
 
     async def create_steering_concept(self, request: SteeringConceptCreationRequest) -> SteeringConceptCreationResponse:
         return await asyncio.to_thread(self._client.create_steering_concept, request)
+
+    async def steering_concepts(self) -> List[Mapping[str, Any]]:
+        return await asyncio.to_thread(self._client.steering_concepts)
 
     async def models(self) -> List[Mapping[str, Any]]:
         return self._client.models()

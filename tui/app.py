@@ -23,7 +23,7 @@ from edgecomplete import DEFAULT_MODEL, AsyncClient, Client, models
 from . import exports, messages
 from .bindings import APP_BINDINGS, COMMANDS, MODE_ACTIONS, KeyHints, binding_ids, default_keys
 from .config import Config, data_dir
-from .screens import BranchChoice, ModelPicker, SessionPicker, TextPrompt, TokenInspector
+from .screens import BranchChoice, ModelPicker, SessionPicker, SteeringPicker, TextPrompt, TokenInspector
 from .service import GenerationService
 from .session import Session
 from .sessions import OpenSessions
@@ -167,6 +167,19 @@ class EdgeCompleteApp(App):
                 self.load_model(name)
 
         self.push_screen(ModelPicker(self.model), chosen)
+
+    def action_steering(self) -> None:
+        """Steering concepts for this conversation: on or off, their strengths, new ones from
+        pairs; the parameter panel then shows them (steering_concepts, steering_strengths)."""
+        panel = self.workspace.panel
+        values = panel.values()
+
+        def chosen(result: Optional[Dict[str, Any]]) -> None:
+            if result is not None:
+                panel.update_values(result)
+
+        self.push_screen(SteeringPicker(self.service.steering_concepts, self.service.create_steering_concept,
+                                        values.get("steering_concepts"), values.get("steering_strengths")), chosen)
 
     # ---- the mode's view (check_action's mode rule holds for keys and the palette alike) ------------
 

@@ -10,6 +10,7 @@ from textual.binding import Binding
 from textual.screen import Screen
 
 from . import screens
+from .screens.steering_picker import PairsArea
 from .widgets import ChatInput, PlaygroundBuffer, TokenView
 
 # No binding is a priority one: a priority binding acts as its key arrives, before keys typed
@@ -27,6 +28,7 @@ APP_BINDINGS: List[Binding] = [
     Binding("ctrl+down", "view('choose', 1)", "next candidate", show=False, id="choose_next"),
     Binding("ctrl+t", "toggle_params", "params", id="toggle_params"),
     Binding("f2", "models", "models", id="models"),
+    Binding("f9", "steering", "steering", id="steering"),
     Binding("ctrl+o", "open_session", "open", id="open_session"),
     Binding("ctrl+n", "new_session", "new", id="new_session"),
     Binding("ctrl+s", "export", "export", id="export"),
@@ -55,6 +57,7 @@ COMMANDS: List[Tuple[str, str, str]] = [
     ("Edit last message", "Put the last message back in the input", "view('edit_last_user_message')"),
     ("Inspect tokens", "Probabilities and alternatives; branch from a token", "inspect"),
     ("Models", "Pick or pull a model", "models"),
+    ("Steering", "Steering concepts for this conversation: on, off, strength; make one from pairs", "steering"),
     ("Open session", "Reopen, search, rename or delete saved sessions", "open_session"),
     ("New session", "Start a new conversation or playground", "new_session"),
     ("Export session", "Markdown and JSON with the exact requests and responses", "export"),
@@ -69,7 +72,7 @@ COMMANDS: List[Tuple[str, str, str]] = [
 def default_keys() -> Dict[str, str]:
     """Every key binding of the app, its views and its dialogs, by id (the ids [keymap] may
     name): its keys as declared."""
-    bindings = [*APP_BINDINGS, *(binding for cls in [ChatInput, PlaygroundBuffer, TokenView, *(
+    bindings = [*APP_BINDINGS, *(binding for cls in [ChatInput, PlaygroundBuffer, TokenView, PairsArea, *(
         value for value in vars(screens).values() if isinstance(value, type) and issubclass(value, Screen))]
         for binding in cls.BINDINGS)]
     return {binding.id: binding.key for binding in bindings if isinstance(binding, Binding) and binding.id}

@@ -5,9 +5,9 @@ progress, and where the parameters come from (an interface, not the panel widget
 
 from __future__ import annotations
 
-from typing import Any, Callable, Dict, List, Mapping, Optional, Protocol
+from typing import Any, Callable, Dict, List, Mapping, Optional, Protocol, Tuple
 
-from edgecomplete import AsyncClient, CompletionRequest
+from edgecomplete import AsyncClient, CompletionRequest, SteeringConceptCreationRequest, SteeringPairedExample
 
 from .generation import Generation
 from .policy import build_request
@@ -53,6 +53,14 @@ class GenerationService:
     async def chat_prompt(self, messages: List[Mapping[str, str]]) -> str:
         """The conversation in the current model's chat format; ValueError without a template."""
         return await self.client.apply_chat_template(self.model, messages)
+
+    async def steering_concepts(self) -> List[Mapping[str, Any]]:
+        return await self.client.steering_concepts()
+
+    async def create_steering_concept(self, pairs: List[Tuple[str, str]]) -> str:
+        """A concept from (negative, positive) pairs: its id. InvalidRequest names what is wrong."""
+        request = SteeringConceptCreationRequest([SteeringPairedExample(n, p) for n, p in pairs])
+        return (await self.client.create_steering_concept(request)).id
 
     def generation(self, request: CompletionRequest) -> Generation:
         return Generation(request, self.model)

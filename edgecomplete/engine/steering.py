@@ -24,8 +24,9 @@ from ..validation import InvalidRequest
 from .llama import HiddenStates, LlamaModel
 from .thread import on_llama_thread
 
-# Measured on smollm2-135m and gemma-3-270m (README, "Steering"): at 0.12 over the band, held-out
-# positive texts gain about 1 nat/token against negative ones while neutral text loses < 0.1.
+# Measured on smollm2-135m and gemma-3-270m (README, "Steering concepts"): at 0.12 over the band,
+# held-out positive texts gain 1.1 to 1.4 nats/token against negative ones while neutral text
+# loses 0.05 to 0.17.
 DEFAULT_STRENGTH = 0.12
 CAPTURE_TOKENS = 512  # the longest example text, in tokens
 
@@ -128,12 +129,17 @@ class SteeringVectors:
         return self._capture
 
     def _text_mean(self, text: str, field: str) -> np.ndarray:
-        tokens = self.model.tokenize(text)
-        prefix = [self.model.bos] if self.model.add_bos else []
-        if len(prefix) + len(tokens) > CAPTURE_TOKENS:
-            raise InvalidRequest(field, f"at most {CAPTURE_TOKENS - len(prefix)} tokens, got {len(tokens)}")
-        states = self._hidden_states().layers(prefix + tokens)
-        return states[:, len(prefix):].astype(np.float64).mean(axis=1)  # BOS is alike in every text
+        """The mean of each layer's output over the text's positions but the first. The first
+        position (BOS, or the first token where the model adds none) is the attention sink:
+        its activations are hundreds of times larger than the others' and nearly the same in
+        every text, so in a mean over texts of different lengths it would not cancel out."""
+        tokens = ([self.model.bos] if self.model.add_bos else []) + self.model.tokenize(text)
+        if len(tokens) > CAPTURE_TOKENS:
+            raise InvalidRequest(field, f"at most {CAPTURE_TOKENS} tokens, got {len(tokens)}")
+        if len(tokens) < 2:
+            raise InvalidRequest(field, f"must be at least 2 tokens on {self.model.path.name}, got {text!r}")
+        states = self._hidden_states().layers(tokens)
+        return states[:, 1:].astype(np.float64).mean(axis=1)
 
     def _make(self, examples) -> np.ndarray:
         differences = [self._text_mean(e.positive, f"examples[{i}].positive")

@@ -78,11 +78,11 @@ def check_it_steers(client, model, concept):
     base_gap, base_neutral = effect(client, model)
     gap, neutral = effect(client, model, steering_concepts=[concept])
     flipped, _ = effect(client, model, steering_concepts=[concept], steering_strengths={concept: -1.0})
-    # Measured here: the gap rises by about 1 nat per token (0.9 to 1.2) and falls by 0.7 to 0.9
-    # with the sign flipped; the margins below leave most of that to another CPU's rounding.
+    # Measured here: the gap rises by about 1 nat per token (1.07 to 1.37) and falls by 0.77 to
+    # 1.05 with the sign flipped; the margins below leave most of that to another CPU's rounding.
     assert gap - base_gap > 0.4, (base_gap, gap)
     assert base_gap - flipped > 0.3, (base_gap, flipped)
-    # Fluency: neutral text loses less than 0.3 nats per token (measured 0.03 to 0.12): the
+    # Fluency: neutral text loses less than 0.3 nats per token (measured 0.05 to 0.17): the
     # model still writes ordinary sentences, only with another slant.
     assert base_neutral - neutral < 0.3, (base_neutral, neutral)
 
@@ -220,3 +220,18 @@ def test_an_imported_vector_belongs_to_its_model_only(client, concept, tmp_path)
                                           steering_concepts=[imported]), "gemma-3-270m")
     with pytest.raises(InvalidRequest, match="embedding size"):  # 576 values for a model of 640
         client.backend.import_steering_concept(tmp_path / "smollm2.gguf", "gemma-3-270m")
+
+
+def test_texts_of_different_lengths_do_not_carry_the_attention_sink_into_the_direction(client, concept, data_folder):
+    # "dirty." is 2 tokens and "spotless." 3: with the first position (the attention sink, whose
+    # activations are hundreds of times larger) in the means, this concept's directions came out
+    # ten times longer than a well-made concept's, and steered text degenerated into quotes.
+    short = client.create_steering_concept(SteeringConceptCreationRequest(examples(
+        [("The room was dirty.", "The room was spotless."), ("I hated it.", "I loved it.")]))).id
+    for identifier in (short, concept):
+        client.complete(CompletionRequest(prompt=Prompt.from_text("Hi"), maximum_tokens=1,
+                                          steering_concepts=[identifier]), MODEL)
+    (short_vectors,) = (data_folder / "steering" / short).glob(f"{MODEL}-*.npy")
+    (vectors,) = (data_folder / "steering" / concept).glob(f"{MODEL}-*.npy")
+    short_norms, norms = np.linalg.norm(np.load(short_vectors), axis=1), np.linalg.norm(np.load(vectors), axis=1)
+    assert short_norms.max() < 3 * norms.max(), (short_norms.max(), norms.max())  # was 4.8x

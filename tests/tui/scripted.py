@@ -14,12 +14,17 @@ from edgecomplete import (
     DetokenizationRequest,
     DetokenizationResponse,
     InvalidRequest,
+    SteeringConceptCreationRequest,
+    SteeringConceptCreationResponse,
+    SteeringPairedExample,
     StreamChunk,
     StreamSummary,
     TokenizationRequest,
     TokenizationResponse,
     check_request,
 )
+
+from edgecomplete.steering import check_examples, concept_id
 
 CONTEXT = 2048
 
@@ -30,6 +35,7 @@ class ScriptedBackend:
         self.chat = chat
         self.requests: List[CompletionRequest] = []
         self.closed_streams = 0  # iterators closed by their consumer
+        self.concepts: Dict[str, List[SteeringPairedExample]] = {}
         self.refusal: Optional[InvalidRequest] = None  # raised by the next request
         self._gate: Optional[asyncio.Event] = None
 
@@ -105,6 +111,16 @@ class ScriptedBackend:
     def models(self) -> List[Dict[str, Any]]:
         return [{"name": "scripted", "description": "a scripted backend", "context_length": CONTEXT,
                  "license": "", "installed": True, "path": ""}]
+
+    def create_steering_concept(self, request: SteeringConceptCreationRequest) -> SteeringConceptCreationResponse:
+        check_examples(request.examples)  # the real rules, so the UI shows the real refusals
+        identifier = concept_id(request.examples)
+        self.concepts[identifier] = list(request.examples)
+        return SteeringConceptCreationResponse(identifier)
+
+    def steering_concepts(self) -> List[Dict[str, Any]]:
+        return [{"id": identifier, "pairs": len(pairs), "first": pairs[0].to_json(), "imported": None, "models": []}
+                for identifier, pairs in self.concepts.items()]
 
     def close(self) -> None:
         pass

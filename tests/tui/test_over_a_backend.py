@@ -7,6 +7,7 @@ import pytest
 from edgecomplete import Client, InvalidRequest
 from tui import EdgeCompleteApp
 from tui.config import Config
+from tui.screens import SteeringPicker
 from tui.widgets import MessageView
 
 from .helpers import drive, notes, send, set_param, shown, wait_until, words
@@ -73,4 +74,42 @@ def test_a_backends_refusal_is_shown_and_the_message_kept(run_scripted, scripted
         assert not app.view.generating
         await send(pilot, app, "Shorter")
         assert app.chat_session.turns[-1].content == scripted.reply
+    run_scripted(scenario)
+
+
+def test_the_steering_screen_makes_a_concept_switches_it_on_and_the_chat_sends_it(run_scripted, scripted):
+    async def scenario(pilot, app):
+        await pilot.press("f9")
+        await wait_until(pilot, lambda: isinstance(app.screen, SteeringPicker), what="the steering screen")
+        screen = app.screen
+        screen.query_one("#pairs").load_text("I hated it. => I loved it.\nnot a pair")
+        screen.query_one("#create").press()
+        await wait_until(pilot, lambda: "line 2 is not" in str(screen.query_one("#steering-status").render()),
+                         what="the bad line named")
+        screen.query_one("#pairs").load_text("I hated it. => I loved it.\nIt was dull. => It was thrilling.")
+        screen.query_one("#create").press()
+        await wait_until(pilot, lambda: len(scripted.concepts) == 1, what="the concept")
+        (concept,) = scripted.concepts
+        await wait_until(pilot, lambda: screen.query_one("#concept-list").option_count == 1, what="the list")
+        assert screen.chosen == [concept]  # a new concept is on at once
+        screen.query_one("#strength").focus()
+        screen.query_one("#strength").value = "-1.5"
+        await pilot.press("enter")
+        await pilot.press("escape")
+        await wait_until(pilot, lambda: not isinstance(app.screen, SteeringPicker), what="the screen to close")
+        panel = app.workspace.panel
+        assert panel.values()["steering_concepts"] == [concept]
+        assert panel.values()["steering_strengths"] == {concept: -1.5}
+        await send(pilot, app, "How was it?")
+        request = scripted.requests[-1]
+        assert request.steering_concepts == [concept] and request.steering_strengths == {concept: -1.5}
+        # switched off again: the next reply is not steered
+        await pilot.press("f9")
+        await wait_until(pilot, lambda: isinstance(app.screen, SteeringPicker), what="the steering screen")
+        await wait_until(pilot, lambda: app.screen.query_one("#concept-list").option_count == 1, what="the list")
+        app.screen.query_one("#concept-list").focus()
+        await pilot.press("enter")
+        await pilot.press("escape")
+        await wait_until(pilot, lambda: not isinstance(app.screen, SteeringPicker), what="the screen to close")
+        assert app.workspace.panel.values()["steering_concepts"] is None
     run_scripted(scenario)

@@ -95,6 +95,11 @@ class ParamsPanel(VerticalScroll):
         self._validate()
         self._refresh_marks()
 
+    def update_values(self, values: Dict[str, Any]) -> None:
+        """Set some fields from elsewhere (the steering screen), as if typed: the session hears of it."""
+        self.set_values({**self._values, **values})
+        self.post_message(self.Changed(self))
+
     def set_presets(self, presets: Dict[str, Dict[str, Any]]) -> None:
         self._presets = dict(presets)
         self.query_one("#preset-select", Select).set_options([(name, name) for name in presets])
