@@ -216,9 +216,9 @@ def read_control_vector(path, layers: int, embedding_size: int) -> np.ndarray:
         raise InvalidRequest(field, f"{path}: not a control vector (general.architecture is not controlvector)")
     vector = np.zeros((layers, embedding_size), dtype=np.float32)
     found = 0
-    for tensor in reader.tensors:
+    for tensor in reader.tensors:  # llama.cpp's loader refuses a file with any other tensor
         if not tensor.name.startswith("direction."):
-            continue
+            raise InvalidRequest(field, f"{path}: tensor {tensor.name} is not direction.<layer>")
         try:
             layer = int(tensor.name.split(".", 1)[1])
         except ValueError:
@@ -226,6 +226,8 @@ def read_control_vector(path, layers: int, embedding_size: int) -> np.ndarray:
         data = np.asarray(tensor.data)
         if tensor.tensor_type != gguf.GGMLQuantizationType.F32 or data.ndim != 1:
             raise InvalidRequest(field, f"{path}: {tensor.name} must be a 1-D F32 tensor")
+        if layer == 0:
+            raise InvalidRequest(field, f"{path}: direction.0 (llama.cpp steers layers from 1 on)")
         if not 1 <= layer < layers:
             raise InvalidRequest(field, f"{path}: {tensor.name}: layer {layer} is not in 1..{layers - 1} of this model")
         if data.shape[0] != embedding_size:

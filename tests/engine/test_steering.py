@@ -235,3 +235,17 @@ def test_texts_of_different_lengths_do_not_carry_the_attention_sink_into_the_dir
     (vectors,) = (data_folder / "steering" / concept).glob(f"{MODEL}-*.npy")
     short_norms, norms = np.linalg.norm(np.load(short_vectors), axis=1), np.linalg.norm(np.load(vectors), axis=1)
     assert short_norms.max() < 3 * norms.max(), (short_norms.max(), norms.max())  # was 4.8x
+
+
+def test_several_concepts_add_up(client, concept):
+    # The same pairs the other way round make exactly the opposite direction: together they
+    # add up to nothing, and the request decodes as an unsteered one.
+    reverse = client.create_steering_concept(SteeringConceptCreationRequest(
+        examples([(positive, negative) for negative, positive in TRAIN]))).id
+    prompt = Prompt.from_text("The weather today")
+    plain = client.complete(CompletionRequest(prompt=prompt, maximum_tokens=12, log_probs=0), MODEL)
+    both = client.complete(CompletionRequest(prompt=prompt, maximum_tokens=12, log_probs=0,
+                                             steering_concepts=[concept, reverse]), MODEL)
+    one = client.complete(CompletionRequest(prompt=prompt, maximum_tokens=12, log_probs=0,
+                                            steering_concepts=[concept]), MODEL)
+    assert both == plain and one != plain
