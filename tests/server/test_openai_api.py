@@ -144,3 +144,22 @@ def test_errors_arrive_as_the_clients_exceptions(server, remote):
         remote.completions.create(model="gpt-4", prompt=PROMPT)
     with pytest.raises(openai.AuthenticationError):
         openai.OpenAI(base_url=f"{server}/v1", api_key="wrong", max_retries=0).models.list()
+
+
+def test_steering_concepts_are_an_extension_of_chat(remote, client):
+    from edgecomplete import SteeringConceptCreationRequest, SteeringPairedExample
+
+    concept = client.create_steering_concept(SteeringConceptCreationRequest([
+        SteeringPairedExample("The trip was awful.", "The trip was wonderful."),
+        SteeringPairedExample("I hate rainy days.", "I love rainy days.")])).id  # the server shares the data folder
+    messages = [Message(Role.System, "You are terse."), Message(Role.User, "Name a colour.")]
+    steered = remote.chat.completions.create(model=MODEL, messages=conversation(), max_tokens=12, temperature=0,
+                                             extra_body={"steering_concepts": [concept]})
+    ours = client.chat(ChatRequest(model=MODEL, messages=messages, maximum_tokens=12, temperature=0,
+                                   steering_concepts=[concept]), MODEL)
+    assert steered.choices[0].message.content == ours.message.content
+    stronger = remote.chat.completions.create(model=MODEL, messages=conversation(), max_tokens=12, temperature=0,
+                                              extra_body={"steering_concepts": [concept],
+                                                          "steering_strengths": {concept: 3.0}})
+    plain = client.chat(ChatRequest(model=MODEL, messages=messages, maximum_tokens=12, temperature=0), MODEL)
+    assert stronger.choices[0].message.content != plain.message.content  # it does steer
