@@ -5,6 +5,7 @@ bad input is refused and nothing is left half-written."""
 
 import asyncio
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -16,29 +17,9 @@ from edgecomplete.steering import ConceptStore, concept_id
 
 from ..conftest import MODEL
 
-# negative -> positive sentiment; the first 12 make the concept, the last 8 are held out
-PAIRS = [
-    ("The food was cold and the service was terrible.", "The food was warm and the service was wonderful."),
-    ("I hated every minute of the trip.", "I loved every minute of the trip."),
-    ("This movie was a boring waste of time.", "This movie was an exciting delight from start to end."),
-    ("My new job is stressful and miserable.", "My new job is rewarding and joyful."),
-    ("The weather ruined our awful weekend.", "The weather made our weekend lovely."),
-    ("The book was dull and badly written.", "The book was gripping and beautifully written."),
-    ("Our neighbours are rude and noisy.", "Our neighbours are kind and friendly."),
-    ("The concert was a disappointing mess.", "The concert was a fantastic success."),
-    ("I feel lonely and sad today.", "I feel happy and grateful today."),
-    ("The hotel room was dirty and cramped.", "The hotel room was clean and spacious."),
-    ("The team played horribly and lost.", "The team played brilliantly and won."),
-    ("This phone is slow and keeps breaking.", "This phone is fast and works perfectly."),
-    ("The garden looks dead and neglected.", "The garden looks lush and cared for."),
-    ("Customer support ignored my complaint.", "Customer support solved my problem quickly."),
-    ("The party was awkward and dull.", "The party was fun and lively."),
-    ("My exam results were a disaster.", "My exam results were excellent."),
-    ("The city feels grim and unsafe.", "The city feels bright and welcoming."),
-    ("The coffee tastes bitter and burnt.", "The coffee tastes rich and delicious."),
-    ("The lecture was confusing and tedious.", "The lecture was clear and inspiring."),
-    ("I regret buying this ugly sofa.", "I am glad I bought this beautiful sofa."),
-]
+# negative -> positive sentiment (also bench.steering's); the first 12 make the concept, the last 8 are held out
+PAIRS = [(p["negative"], p["positive"]) for p in map(json.loads, (Path(__file__).parents[1] / "fixtures" /
+                                                                  "sentiment_pairs.jsonl").read_text().splitlines())]
 TRAIN, HELD_OUT = PAIRS[:12], PAIRS[12:]
 NEUTRAL = ["The train leaves the station at nine in the morning.",
            "Water boils at one hundred degrees Celsius at sea level.",
