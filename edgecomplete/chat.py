@@ -217,17 +217,26 @@ def conversation(messages: Sequence[Union[Message, TextMessage]]) -> List[Dict[s
     return rendered
 
 
-def check_supported(request: ChatRequest) -> None:
-    for name in ("response_format", "tools", "tool_choice", "parallel_tool_calls"):
-        if getattr(request, name) not in (None, [], "none"):
+UNSUPPORTED = ("response_format", "tools", "tool_choice", "parallel_tool_calls")
+
+
+def refuse_unsupported(values: Mapping[str, Any]) -> None:
+    """Structured output and tool calls (UNSUPPORTED, by name) are refused unless unset (or the
+    plain-text response format)."""
+    for name in UNSUPPORTED:
+        value = values.get(name)
+        if value not in (None, [], "none") and not (name == "response_format" and value == {"type": "text"}):
             raise InvalidRequest(name, "structured output and tool calls are not supported by edgecomplete; "
                                  "leave it unset")
 
 
+def check_supported(request: ChatRequest) -> None:
+    refuse_unsupported({name: getattr(request, name) for name in UNSUPPORTED})
+
+
 def as_completion(request: ChatRequest, rendered: str) -> CompletionRequest:
     """The completion of `rendered` (the conversation in the model's chat template) that is the
-    reply to `request`."""
-    check_supported(request)
+    reply to `request` (which passed `check_supported`)."""
     return CompletionRequest(
         prompt=Prompt.from_text(rendered), maximum_tokens=request.maximum_tokens,
         **sampling_fields(request.temperature, request.top_p, request.top_k),

@@ -239,19 +239,21 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _steering(args: argparse.Namespace) -> int:
-    from .engine import LocalBackend
+    """Concepts through the Client; export and import write and read files of this machine,
+    which only the local engine's backend does."""
+    from .client import Client
     from .steering import SteeringConceptCreationRequest, SteeringPairedExample
 
-    backend = LocalBackend(threads=getattr(args, "threads", None))
-    try:
+    with Client() as client:
+        backend = client.backend
         if args.steering_command == "create":
             pairs = [tuple(pair) for pair in args.pair or []]
             if args.file:
                 pairs += _read_pairs(args.file)
             request = SteeringConceptCreationRequest([SteeringPairedExample(n, p) for n, p in pairs])
-            print(backend.create_steering_concept(request).id)
+            print(client.create_steering_concept(request).id)
         elif args.steering_command == "list":
-            for concept in backend.steering_concepts():
+            for concept in client.steering_concepts():
                 origin = (f"imported from {concept['imported']['file']}" if concept["imported"] else
                           f"{concept['pairs']} pairs, first: {concept['first']['negative']!r} -> "
                           f"{concept['first']['positive']!r}")
@@ -265,8 +267,6 @@ def _steering(args: argparse.Namespace) -> int:
         else:
             print(with_pulled_model(args.model, lambda: backend.import_steering_concept(Path(args.file), args.model)))
         return 0
-    finally:
-        backend.close()
 
 
 def _read_pairs(path: str) -> List[tuple]:

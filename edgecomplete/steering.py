@@ -18,7 +18,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional, Sequence
 
-from .validation import InvalidRequest
+from .validation import InvalidRequest, is_concept_id
 
 MAX_EXAMPLES = 1000
 MAX_EXAMPLE_CHARS = 2000  # each text; its tokens must also fit the capture context (engine/steering.py)
@@ -90,10 +90,6 @@ def concept_id(examples: Sequence[SteeringPairedExample]) -> str:
     """The sha256 of the examples' canonical JSON: the same examples, the same id."""
     canonical = json.dumps([[e.negative, e.positive] for e in examples], ensure_ascii=False, separators=(",", ":"))
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
-
-
-def is_concept_id(value: Any) -> bool:
-    return isinstance(value, str) and len(value) == 64 and all(c in "0123456789abcdef" for c in value)
 
 
 def data_dir() -> Path:

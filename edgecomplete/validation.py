@@ -159,7 +159,7 @@ def check_request(request: CompletionRequest, streamed: bool = False) -> None:
             "best_of", "cannot be streamed: every candidate must end before the best are chosen; use complete()"
         )
     for concept in r.steering_concepts or ():
-        if len(concept) != 64 or any(c not in "0123456789abcdef" for c in concept):
+        if not is_concept_id(concept):
             raise InvalidRequest("steering_concepts", f"{concept!r:.80} is not a concept id (64 hex digits)")
     if r.steering_strengths is not None:
         if not isinstance(r.steering_strengths, dict):
@@ -170,6 +170,11 @@ def check_request(request: CompletionRequest, streamed: bool = False) -> None:
             if not _is_number(strength) or not -MAX_STEERING_STRENGTH <= strength <= MAX_STEERING_STRENGTH:
                 raise InvalidRequest("steering_strengths", f"strength of {concept[:12]}... must be a number in "
                                      f"[-{MAX_STEERING_STRENGTH}, {MAX_STEERING_STRENGTH}], got {strength!r}")
+
+
+def is_concept_id(value: Any) -> bool:
+    """A steering concept's id: the sha256 of its examples, 64 lowercase hex digits."""
+    return isinstance(value, str) and len(value) == 64 and all(c in "0123456789abcdef" for c in value)
 
 
 MAX_STEERING_STRENGTH = 10.0  # times the default strength: far past where text degenerates

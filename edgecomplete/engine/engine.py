@@ -287,7 +287,8 @@ class Engine:
         requests under one control vector (`_steering_group`)."""
         batch = _Batch()
         group = self._steering_group()
-        batch.decoding = [(r, c) for r in group if not r.prefilling and not self._paused(r) for c in r.live]
+        # a request of the group that is not prefilling is live and not paused (_steering_group)
+        batch.decoding = [(r, c) for r in group if not r.prefilling for c in r.live]
         batch.entries = [BatchEntry(c.next_token, c.next_position, c.seq_id, True) for _, c in batch.decoding]
         room = self.model.batch_size - len(batch.entries)
         for request in group:

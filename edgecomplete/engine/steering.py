@@ -19,7 +19,7 @@ from typing import Dict, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 
-from ..steering import ConceptStore, concept_id, write_whole
+from ..steering import ConceptStore, write_whole
 from ..validation import InvalidRequest
 from .llama import HiddenStates, LlamaModel
 from .thread import on_llama_thread

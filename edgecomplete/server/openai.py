@@ -42,7 +42,11 @@ EXTENSIONS = {f.name for f in fields(CompletionRequest)} - _MAPPED | {"top_k"}
 # Error messages name the field the caller sent.
 _OPENAI_NAMES = {"maximum_tokens": "max_tokens", "stop_sequences": "stop", "log_probs": "logprobs"}
 
-_FINISH = {"maximum_tokens": "length", "end_of_text": "stop", "stop_sequence_reached": "stop"}
+
+
+def _finish(reason: Optional[str]) -> Optional[str]:
+    """OpenAI's finish_reason for the completion API's (None while the choice goes on)."""
+    return None if reason is None else chat.finish_reason(reason).value
 
 
 def openai_routes() -> APIRouter:
@@ -184,9 +188,10 @@ class _Answer:
 
     def usage(self, summaries: Sequence[Tuple[int, int]]) -> Dict[str, int]:
         """Usage of every prompt's completion: (num_tokens_prompt_total, num_tokens_generated) each."""
-        prompt = sum(total // max(candidates, 1) for (total, _), candidates in zip(summaries, self.candidates))
-        generated = sum(generated for _, generated in summaries)
-        return {"prompt_tokens": prompt, "completion_tokens": generated, "total_tokens": prompt + generated}
+        each = [chat.usage(candidates, total, generated)
+                for (total, generated), candidates in zip(summaries, self.candidates)]
+        prompt, generated = sum(u.prompt_tokens for u in each), sum(u.completion_tokens for u in each)
+        return chat.Usage(generated, prompt, prompt + generated).to_json()
 
     async def events(self, started: List[Any]) -> AsyncIterator[bytes]:
         summaries: Dict[int, Tuple[int, int]] = {}
@@ -274,28 +279,27 @@ class _Completions(_Answer):
         self.logprobs = logprobs
         values = _completion_fields(body, max_tokens_default=16)
         values.update(best_of=body.get("best_of"), log_probs=logprobs, echo=echo, tokens=logprobs is not None)
-        self.prompts = _prompts(body.get("prompt"))
-        return [CompletionRequest(prompt=prompt, **values) for prompt in self.prompts]
+        return [CompletionRequest(prompt=prompt, **values) for prompt in _prompts(body.get("prompt"))]
 
-    def choice(self, index: int, prompt_index: int, result: CompletionResult, text_start: int) -> Dict[str, Any]:
+    def choice(self, index: int, result: CompletionResult, text_start: int) -> Dict[str, Any]:
         logprobs = None
         if self.logprobs is not None:
             logprobs = _legacy_logprobs(result.completion_tokens or [], result.log_probs or [], text_start)
         return {"index": index, "text": result.completion or "", "logprobs": logprobs,
-                "finish_reason": _FINISH.get(result.finish_reason or "", None)}
+                "finish_reason": _finish(result.finish_reason)}
 
     def text_start(self, prompt_index: int) -> int:
         """Where the completion's text starts in OpenAI's text offsets: after the prompt unless echoed."""
         request = self.requests_sent[prompt_index]
-        prompt = self.prompts[prompt_index]
-        return 0 if request.echo or not isinstance(prompt.items[0], Text) else len(prompt.items[0].text)
+        first = request.prompt.items[0]
+        return 0 if request.echo or not isinstance(first, Text) else len(first.text)
 
     def whole(self, responses: List[CompletionResponse]) -> Dict[str, Any]:
         choices = []
         for prompt_index, response in enumerate(responses):
             width = len(response.completions)
             for index, result in enumerate(response.completions):
-                choices.append(self.choice(prompt_index * width + index, prompt_index, result,
+                choices.append(self.choice(prompt_index * width + index, result,
                                            self.text_start(prompt_index)))
         usage = self.usage([(r.num_tokens_prompt_total, r.num_tokens_generated) for r in responses])
         return {"id": self.id, "object": self.object_name, "created": self.created, "model": self.model,
@@ -307,10 +311,10 @@ class _Completions(_Answer):
             result = CompletionResult(log_probs=item.log_probs, completion=item.completion,
                                       completion_tokens=item.completion_tokens)
             self.text_offsets[index] = start + sum(len(t) for t in item.completion_tokens or [])
-            return [self.chunk([self.choice(index, prompt_index, result, start)])]
+            return [self.chunk([self.choice(index, result, start)])]
         if isinstance(item, StreamSummary):
             return [self.chunk([{"index": index, "text": "", "logprobs": None,
-                                 "finish_reason": _FINISH[item.finish_reason]}])]
+                                 "finish_reason": _finish(item.finish_reason)}])]
         return []
 
 
@@ -347,11 +351,7 @@ class _Chat(_Answer):
         if not isinstance(messages, list):
             raise InvalidRequest("messages", f"must be a list of messages, got {messages!r}")
         conversation = chat.conversation([chat.Message.from_json(m, i) for i, m in enumerate(messages)])
-        for name in ("response_format", "tools", "tool_choice", "parallel_tool_calls"):
-            value = body.get(name)
-            if value not in (None, [], "none") and not (name == "response_format" and value == {"type": "text"}):
-                raise InvalidRequest(name, "structured output and tool calls are not supported by edgecomplete; "
-                                     "leave it unset")
+        chat.refuse_unsupported(body)
         self.logprobs = _typed(body, "logprobs", (bool,), "true or false") or False
         top = _typed(body, "top_logprobs", (int,), "an integer from 0 to 20")
         values = _completion_fields(body, max_tokens_default=None)
@@ -376,7 +376,7 @@ class _Chat(_Answer):
             if self.logprobs:
                 logprobs = self.logprobs_content(result.completion_tokens or [], result.log_probs or [])
             choices.append({"index": index, "message": {"role": "assistant", "content": result.completion or ""},
-                            "logprobs": logprobs, "finish_reason": _FINISH.get(result.finish_reason or "")})
+                            "logprobs": logprobs, "finish_reason": _finish(result.finish_reason)})
         usage = self.usage([(response.num_tokens_prompt_total, response.num_tokens_generated)])
         return {"id": self.id, "object": self.object_name, "created": self.created, "model": self.model,
                 "choices": choices, "usage": usage}
@@ -400,5 +400,5 @@ class _Chat(_Answer):
                                  "finish_reason": None}])]
         if isinstance(item, StreamSummary):  # in a chunk of its own: the Aleph client drops content beside it
             return [self.chunk([{"index": index, "delta": {}, "logprobs": None,
-                                 "finish_reason": _FINISH[item.finish_reason]}])]
+                                 "finish_reason": _finish(item.finish_reason)}])]
         return []
