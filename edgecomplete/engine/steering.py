@@ -52,7 +52,7 @@ class SteeringVectors:
 
     def __init__(self, model: LlamaModel, model_key: str, store: ConceptStore):
         self.model, self.model_key, self.store = model, model_key, store
-        self._directions: Dict[str, np.ndarray] = {}
+        self._vectors: Dict[str, np.ndarray] = {}  # control vectors at strength 1, by concept
         self._capture: Optional[HiddenStates] = None
         self._checked = False
 
@@ -69,14 +69,18 @@ class SteeringVectors:
 
     def control_vector(self, concept: str) -> np.ndarray:
         """A concept's control vector at strength 1: DEFAULT_STRENGTH x its directions on its
-        layers (the band for a concept made from examples), zero elsewhere."""
-        directions = self.directions(concept)
-        if self.store.imported(concept):
-            return DEFAULT_STRENGTH * directions
-        first, last = layer_band(self.model.layers)
-        vector = np.zeros_like(directions)
-        vector[first:last + 1] = DEFAULT_STRENGTH * directions[first:last + 1]
-        return vector
+        layers (the band for a concept made from examples), zero elsewhere. Read or made once."""
+        if concept not in self._vectors:
+            imported = self.store.imported(concept)
+            directions = self._directions(concept, imported)
+            if imported:
+                vector = DEFAULT_STRENGTH * directions
+            else:
+                first, last = layer_band(self.model.layers)
+                vector = np.zeros_like(directions)
+                vector[first:last + 1] = DEFAULT_STRENGTH * directions[first:last + 1]
+            self._vectors[concept] = vector
+        return self._vectors[concept]
 
     def export(self, concept: str, path, strength: float = 1.0) -> None:
         """Write the concept's control vector for this model (times `strength`) as a llama.cpp
@@ -94,32 +98,33 @@ class SteeringVectors:
         np.save(buffer, (vector / DEFAULT_STRENGTH).astype(np.float32))
         self.store.add_imported(identifier, Path(path).name, self.model_key, buffer.getvalue(),
                                 self.store.vectors_path(identifier, self.model_key))
-        self._directions.pop(identifier, None)
+        self._vectors.pop(identifier, None)
         return identifier
 
-    def directions(self, concept: str) -> np.ndarray:
-        if concept not in self._directions:
-            path = self.store.vectors_path(concept, self.model_key)
-            imported = self.store.imported(concept)
-            if imported and not path.exists():
-                raise InvalidRequest("steering_concepts", f"{concept[:12]}... was imported from {imported['file']} "
-                                     f"for {imported['model']}; it has no vectors for {self.model_key}")
-            expected = (self.model.layers, self.model.embedding_size)
-            directions = None
-            if path.exists():
-                try:
-                    directions = np.load(path)
-                except (OSError, ValueError):
-                    directions = None  # unreadable: made again
-                if directions is not None and directions.shape != expected:
-                    directions = None
-            if directions is None:
-                directions = on_llama_thread(lambda: self._make(self.store.examples(concept)))
-                buffer = io.BytesIO()
-                np.save(buffer, directions)
-                write_whole(path, buffer.getvalue())
-            self._directions[concept] = directions
-        return self._directions[concept]
+    def _directions(self, concept: str, imported: Optional[Mapping[str, str]]) -> np.ndarray:
+        """The concept's directions for this model: from the cache file, else made (and cached)."""
+        path = self.store.vectors_path(concept, self.model_key)
+        if imported and not path.exists():
+            raise InvalidRequest("steering_concepts", f"{concept[:12]}... was imported from {imported['file']} "
+                                 f"for {imported['model']}; it has no vectors for {self.model_key}")
+        expected = (self.model.layers, self.model.embedding_size)
+        directions = None
+        if path.exists():
+            try:
+                directions = np.load(path)
+            except (OSError, ValueError):
+                directions = None  # unreadable: made again
+            if directions is not None and directions.shape != expected:
+                directions = None
+        if directions is None and imported:
+            raise InvalidRequest("steering_concepts", f"{concept[:12]}...: its vectors in {path} are unreadable; "
+                                 f"import {imported['file']} again")
+        if directions is None:
+            directions = on_llama_thread(lambda: self._make(self.store.examples(concept)))
+            buffer = io.BytesIO()
+            np.save(buffer, directions)
+            write_whole(path, buffer.getvalue())
+        return directions
 
     # ---- on the llama thread ----------------------------------------------------------------------
 
