@@ -19,7 +19,7 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, Union
 
 from .completion import (CompletionRequest, CompletionResponse, CompletionResponseStreamItem, CompletionSummary,
                          StreamChunk, StreamSummary)
-from .prompt import Prompt
+from .prompt import IMAGE_MARKER, Image, Prompt, with_images
 from .validation import InvalidRequest
 
 
@@ -34,8 +34,9 @@ class Role(str, Enum):
 
 @dataclass(frozen=True)
 class Message:
-    """One message of a conversation: its role and its text (a string, or a list of strings
-    joined; images need a vision model, which edgecomplete does not run yet)."""
+    """One message of a conversation: its role and its content, a string or a list of parts:
+    strings (joined) and images (`Image`, or a pillow image as the Aleph client takes them),
+    which need a model with a vision projector."""
 
     role: Role
     content: Union[str, List[Any]]
@@ -45,7 +46,8 @@ class Message:
     def to_json(self) -> Mapping[str, Any]:
         content = self.content
         if not isinstance(content, str):
-            content = [{"type": "text", "text": part} if isinstance(part, str) else part for part in content]
+            content = [{"type": "text", "text": part} if isinstance(part, str)
+                       else {"type": "image_url", "image_url": {"url": _data_uri(_image(part))}} for part in content]
         return {"role": Role(self.role).value, "content": content}
 
     @staticmethod
@@ -63,11 +65,10 @@ class Message:
                 if isinstance(part, Mapping) and part.get("type") == "text" and isinstance(part.get("text"), str):
                     parts.append(part["text"])
                 elif isinstance(part, Mapping) and part.get("type") == "image_url":
-                    raise InvalidRequest(f"{field}.content", "images need a model with a vision projector; "
-                                         "this server's models take text only")
+                    parts.append(_from_data_uri(part.get("image_url"), f"{field}.content"))
                 else:
-                    raise InvalidRequest(f"{field}.content", f"parts must be {{\"type\": \"text\", \"text\": ...}}, "
-                                         f"got {part!r}")
+                    raise InvalidRequest(f"{field}.content", f"parts must be {{\"type\": \"text\", \"text\": ...}} "
+                                         f"or {{\"type\": \"image_url\", ...}}, got {part!r:.120}")
             content = parts
         elif not isinstance(content, str):
             raise InvalidRequest(f"{field}.content", f"must be a string or a list of text parts, got {content!r}")
@@ -75,13 +76,42 @@ class Message:
 
     @property
     def text(self) -> str:
+        """Its text, with IMAGE_MARKER where an image is."""
         if isinstance(self.content, str):
             return self.content
-        for part in self.content:
-            if not isinstance(part, str):
-                raise InvalidRequest("messages", "images need a model with a vision projector; "
-                                     "edgecomplete's models take text only")
-        return "".join(self.content)
+        return "".join(part if isinstance(part, str) else IMAGE_MARKER for part in self.content)
+
+    @property
+    def images(self) -> List[Image]:
+        return [] if isinstance(self.content, str) else [_image(p) for p in self.content if not isinstance(p, str)]
+
+
+def _image(part: Any) -> Image:
+    """A message's image part as an Image: given as one, or as a pillow image."""
+    if isinstance(part, Image):
+        return part
+    if hasattr(part, "save") and hasattr(part, "size"):
+        return Image.from_image(part)
+    raise InvalidRequest("messages", f"a message's parts must be strings or images, got {type(part).__name__}")
+
+
+def _data_uri(image: Image) -> str:
+    return f"data:image/png;base64,{image.base_64}" if image.cropping is None else _data_uri(
+        Image.from_image(image.to_image().crop((image.cropping.upper_left_x, image.cropping.upper_left_y,
+                                                image.cropping.upper_left_x + image.cropping.size,
+                                                image.cropping.upper_left_y + image.cropping.size))))
+
+
+def _from_data_uri(image_url: Any, field: str) -> Image:
+    """An image_url part's image: a data URI with base64 data (nothing is fetched or read)."""
+    url = image_url.get("url") if isinstance(image_url, Mapping) else image_url
+    if not isinstance(url, str):
+        raise InvalidRequest(field, f"image_url must be {{\"url\": \"data:image/...;base64,...\"}}, got {image_url!r:.80}")
+    header, _, data = url.partition(",")
+    if not (header.startswith("data:") and header.endswith(";base64")):
+        raise InvalidRequest(field, f"image_url: only data: URIs with base64 data are taken (edgecomplete fetches "
+                             f"no URL and reads no file), got {url[:40]!r}")
+    return Image(data.strip(), None, [])
 
 
 @dataclass(frozen=True)
@@ -234,11 +264,25 @@ def check_supported(request: ChatRequest) -> None:
     refuse_unsupported({name: getattr(request, name) for name in UNSUPPORTED})
 
 
+def images(messages: Sequence[Union[Message, TextMessage]]) -> List[Image]:
+    """The messages' images, in order: what the IMAGE_MARKERs of the rendered text stand for."""
+    return [image for message in messages if isinstance(message, Message) for image in message.images]
+
+
+def prompt(rendered: str, messages: Sequence[Union[Message, TextMessage]]) -> Prompt:
+    """The prompt of `rendered` (the conversation in the model's chat template, with an
+    IMAGE_MARKER per image) and the messages' images."""
+    try:
+        return with_images(rendered, images(messages))
+    except ValueError as error:
+        raise InvalidRequest("messages", f"{error} (a message's text holds the image marker itself)") from None
+
+
 def as_completion(request: ChatRequest, rendered: str) -> CompletionRequest:
     """The completion of `rendered` (the conversation in the model's chat template) that is the
     reply to `request` (which passed `check_supported`)."""
     return CompletionRequest(
-        prompt=Prompt.from_text(rendered), maximum_tokens=request.maximum_tokens,
+        prompt=prompt(rendered, request.messages), maximum_tokens=request.maximum_tokens,
         **sampling_fields(request.temperature, request.top_p, request.top_k),
         steering_concepts=request.steering_concepts, seed=request.seed,
         disable_optimizations=True,  # the rendered template is sent exactly (its final newline matters)

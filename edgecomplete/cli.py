@@ -15,13 +15,13 @@ import signal
 import sys
 from importlib.metadata import entry_points
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Mapping, Optional, TypeVar
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, TypeVar
 
 from . import models
 from .completion import CompletionRequest, CompletionResult
 from .fields import REQUEST_FIELDS, RequestField
 from .plan import is_greedy, with_drawn_seed
-from .prompt import Prompt
+from .prompt import IMAGE_MARKER, Image, Prompt, with_images
 from .stream import fold
 from .validation import can_stream, candidate_count
 
@@ -69,7 +69,23 @@ def _request(args: argparse.Namespace) -> CompletionRequest:
         if name in values:
             values[name] = dict(values[name])
     prompt = sys.stdin.read() if args.prompt == "-" else args.prompt
-    return CompletionRequest(prompt=Prompt.from_text(prompt), **values)
+    images = [_image_file(path) for path in getattr(args, "image", None) or []]
+    return CompletionRequest(prompt=with_images(prompt, images) if images else Prompt.from_text(prompt), **values)
+
+
+def _image_file(path: str) -> Image:
+    try:
+        return Image.from_file(Path(path).expanduser())
+    except OSError as error:
+        raise ValueError(f"--image: cannot read {path!r} ({error.strerror or error})") from None
+
+
+def projectors(models_given: Sequence[str], mmproj: Sequence[str]) -> Dict[str, str]:
+    """--mmproj PATH per --model, in order (the i-th projector is the i-th model's)."""
+    if len(mmproj) > len(models_given):
+        raise ValueError(f"--mmproj: {len(mmproj)} projectors for {len(models_given)} models; give one "
+                         "--mmproj after each --model that has one, in the same order")
+    return dict(zip(models_given, mmproj))
 
 
 class _PullDisplay:
@@ -136,7 +152,8 @@ def _complete(args: argparse.Namespace) -> int:
     if args.stream and not can_stream(request):  # said in the CLI's terms
         raise ValueError("--best-of cannot be streamed: every candidate must end before the best are "
                          "chosen; drop --stream or --best-of")
-    with Client(context_length=args.context_length, threads=args.threads) as client:
+    with Client(context_length=args.context_length, threads=args.threads,
+                mmproj=projectors([args.model], [args.mmproj] if args.mmproj else [])) as client:
         # Started (validated, model loaded) before anything is printed.
         items = with_pulled_model(args.model, lambda: client.backend.stream(request, args.model, streamed=args.stream))
         many = candidate_count(request)
@@ -228,7 +245,8 @@ def _serve(args: argparse.Namespace) -> int:
 
     names = args.model or [models.DEFAULT_MODEL]
     backend = LocalBackend(context_length=args.context_length, threads=args.threads,
-                           max_sequences=args.max_sequences, max_waiting=args.max_waiting)
+                           max_sequences=args.max_sequences, max_waiting=args.max_waiting,
+                           projectors=projectors(names, args.mmproj or []))
     with Client(backend=backend) as client:
         for name in names:  # pulled and loaded before the first request
             with_pulled_model(name, lambda: client.model_info(name))
@@ -292,6 +310,12 @@ def _models(args: argparse.Namespace) -> int:
         return 0
     if args.models_command == "show":
         return _show_model(args.name)
+    if args.models_command == "add":
+        m = models.add(args.name, Path(args.gguf), Path(args.mmproj) if args.mmproj else None)
+        projector = f" with projector {models.model_path(m.projector)}" if m.projector else ""
+        print(f"{m.name}: {models.model_path(m)}{projector} (sha256 recorded; use it with --model {m.name})",
+              file=sys.stderr)
+        return 0
     for status in models.list_models():
         state = "installed" if status.installed else "pullable"
         default = " (default)" if status.manifest.name == models.DEFAULT_MODEL else ""
@@ -371,6 +395,11 @@ def build_parser() -> argparse.ArgumentParser:
                           help="print the CompletionResponse as JSON (with --stream: one event per line)")
     complete.add_argument("--stream", action="store_true",
                           help="print the text as it is generated (several completions: each whole as it ends)")
+    complete.add_argument("--image", action="append", default=None, metavar="PATH",
+                          help=f"an image for the prompt (repeatable; a vision model): at the prompt's {IMAGE_MARKER} "
+                               "markers in order, the others after the text")
+    complete.add_argument("--mmproj", default=None, metavar="PATH",
+                          help="the model's vision projector (mmproj GGUF), for --image")
     add_engine_flags(complete)
     _add_request_flags(complete)
     complete.set_defaults(handler=_complete)
@@ -384,6 +413,8 @@ def build_parser() -> argparse.ArgumentParser:
                                 "on this machine")
     serve.add_argument("--model", "-m", action="append", default=None, metavar="NAME",
                        help=f"a model to serve, registered name or .gguf path (repeatable; default {models.DEFAULT_MODEL})")
+    serve.add_argument("--mmproj", action="append", default=None, metavar="PATH",
+                       help="the vision projector of a --model (repeatable: the i-th goes with the i-th --model)")
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
     serve.add_argument("--port", type=int, default=8400, help="port (default 8400)")
     serve.add_argument("--token", default=None, help="require this bearer token from every client")
@@ -429,7 +460,12 @@ def build_parser() -> argparse.ArgumentParser:
     show = model_commands.add_parser("show", help="a model's file, size, sha256, context length, chat template")
     show.add_argument("name", choices=list(models.manifests()))
     show.set_defaults(handler=_models)
-    remove = model_commands.add_parser("rm", help="delete a model's installed weights")
+    add = model_commands.add_parser("add", help="register a GGUF you have (and its vision projector) under a name")
+    add.add_argument("name")
+    add.add_argument("--gguf", required=True, metavar="PATH", help="the model's GGUF file (used where it is)")
+    add.add_argument("--mmproj", default=None, metavar="PATH", help="its vision projector (mmproj GGUF)")
+    add.set_defaults(handler=_models)
+    remove = model_commands.add_parser("rm", help="delete a model's installed weights (an added one: unregister it)")
     remove.add_argument("name", choices=list(models.manifests()))
     remove.set_defaults(handler=_models)
     return parser

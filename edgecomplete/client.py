@@ -9,7 +9,8 @@ are accepted and ignored, so existing code runs by changing the import.
 from __future__ import annotations
 
 import asyncio
-from typing import Any, AsyncIterator, Iterator, List, Mapping, Optional, Sequence
+from pathlib import Path
+from typing import Any, AsyncIterator, Iterator, List, Mapping, Optional, Sequence, Union
 
 from . import chat, evaluation
 from .backend import Backend
@@ -37,6 +38,10 @@ class Client:
         for the CPU backend; it is faster and rounds slightly differently).
     prefix_cache: keep the KV cells of finished requests for later prompts that start alike (the
         next turn of a chat evaluates only the new tokens); False evaluates every prompt in full.
+    mmproj: the vision projector (mmproj GGUF) of the models this client loads by path, so that
+        their prompts may hold images; or a mapping from model (name or path) to its projector.
+        A model registered with one (`edgecomplete models add NAME --gguf ... --mmproj ...`)
+        needs none here.
     """
 
     def __init__(
@@ -56,6 +61,7 @@ class Client:
         max_sequences: int = 16,
         flash_attention: Optional[bool] = None,
         prefix_cache: bool = True,
+        mmproj: Optional[Union[str, Path, Mapping[str, Union[str, Path]]]] = None,
         backend: Optional[Backend] = None,
     ) -> None:
         """`backend`: run on this Backend (which the client then owns and closes) instead of a
@@ -64,7 +70,9 @@ class Client:
             from .engine import LocalBackend
 
             backend = LocalBackend(context_length=context_length, threads=threads, max_sequences=max_sequences,
-                                   flash_attention=flash_attention, prefix_cache=prefix_cache)
+                                   flash_attention=flash_attention, prefix_cache=prefix_cache,
+                                   projectors=mmproj if isinstance(mmproj, Mapping) else None,
+                                   projector=None if isinstance(mmproj, Mapping) else mmproj)
         self.backend = backend
 
     def complete(self, request: CompletionRequest, model: str) -> CompletionResponse:

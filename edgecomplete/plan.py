@@ -8,14 +8,16 @@ import secrets
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, List, Optional, Protocol, Sequence, Tuple
 
+from . import images
 from .completion import CompletionRequest
-from .prompt import Prompt, Text, Tokens
+from .prompt import Image, Prompt, Text, Tokens
 from .sampling import SamplerConfig
 from .engine.kv import max_new_tokens
 from .validation import InvalidRequest, candidate_count, check_against_model
 
 if TYPE_CHECKING:
     from .engine.steering import Steering
+    from .engine.vision import ImageChunk, ImagePart
 
 
 class ModelFacts(Protocol):
@@ -28,6 +30,31 @@ class ModelFacts(Protocol):
     add_bos: bool
 
     def tokenize(self, text: str, parse_special: bool = True) -> List[int]: ...
+
+
+class Vision(Protocol):
+    """What planning needs of a vision projector (engine.vision.Projector provides it)."""
+
+    def parts(self, image: images.PreparedImage) -> List["ImagePart"]: ...
+
+
+@dataclass(frozen=True)
+class ImageSpan:
+    """An image chunk in a prompt: its positions start at `start`; in `prompt_tokens` each holds
+    `image_token(key)`, so that prefix slots match the same image and no other."""
+
+    start: int
+    chunk: "ImageChunk"
+
+    @property
+    def end(self) -> int:
+        return self.start + self.chunk.positions
+
+
+def image_token(key: str) -> int:
+    """The stand-in of an image's positions among prompt tokens: negative (never a token id)
+    and made from the image's hash."""
+    return -1 - int(key[:15], 16)
 
 
 @dataclass(frozen=True)
@@ -45,6 +72,7 @@ class GenerationPlan:
     tokens: bool = False  # return completion_tokens
     ranked: bool = False  # best_of: rank the candidates, return the best n
     steering: Optional["Steering"] = None  # the control vector its decodes run under
+    images: Tuple[ImageSpan, ...] = ()  # in prompt order
 
     @property
     def steering_key(self) -> Tuple:
@@ -82,20 +110,35 @@ def optimize_prompt(prompt: Prompt) -> Prompt:
     return Prompt(items)
 
 
-def tokenize_prompt(prompt: Prompt, model: ModelFacts) -> List[int]:
-    """Text items go through the model's tokenizer, Tokens items are used as given; BOS leads when
-    the model asks for it, and an empty prompt is BOS alone."""
+def tokenize_prompt(prompt: Prompt, model: ModelFacts,
+                    vision: Optional[Vision] = None) -> Tuple[List[int], Tuple[ImageSpan, ...]]:
+    """Text items go through the model's tokenizer, Tokens items are used as given, Image items
+    become their projector's parts (text tokens and image chunks); BOS leads when the model
+    asks for it, and an empty prompt is BOS alone. The tokens, with image_token() at image
+    positions, and the image chunks."""
     tokens: List[int] = []
-    for item in prompt.items:
+    spans: List[ImageSpan] = []
+    for position, item in enumerate(prompt.items):
         if isinstance(item, Text):
             tokens.extend(model.tokenize(item.text))
         elif isinstance(item, Tokens):
             tokens.extend(int(t) for t in item.tokens)
+        elif isinstance(item, Image):
+            if vision is None:
+                raise InvalidRequest("prompt", f"item {position} is an Image, but this model has no vision "
+                                     "projector; load it with one (--mmproj) or use a text prompt")
+            for part in vision.parts(images.prepare(item, position)):
+                if isinstance(part, list):
+                    tokens.extend(part)
+                else:
+                    spans.append(ImageSpan(len(tokens), part))
+                    tokens.extend([image_token(part.key)] * part.positions)
     if model.bos >= 0 and (not tokens or (model.add_bos and tokens[0] != model.bos)):
         tokens.insert(0, model.bos)
+        spans = [replace(span, start=span.start + 1) for span in spans]
     if not tokens:
         raise InvalidRequest("prompt", "the prompt is empty and the model has no BOS token to start from")
-    return tokens
+    return tokens, tuple(spans)
 
 
 def is_greedy(request: CompletionRequest) -> bool:
@@ -132,14 +175,14 @@ def _exception_tokens(request: CompletionRequest, model: ModelFacts) -> Tuple[in
     return tuple(sorted(found))
 
 
-def plan_completion(request: CompletionRequest, model: ModelFacts,
-                    steering: Optional["Steering"] = None) -> GenerationPlan:
+def plan_completion(request: CompletionRequest, model: ModelFacts, steering: Optional["Steering"] = None,
+                    vision: Optional[Vision] = None) -> GenerationPlan:
     """Resolve `request`, which passed `check_request`, into a GenerationPlan for `model`
     (checking the rules that depend on the model), to run under `steering` (its concepts'
-    control vector)."""
+    control vector), its images split by `vision` (the model's projector)."""
     prompt = request.prompt if request.disable_optimizations else optimize_prompt(request.prompt)
     optimized = None if request.disable_optimizations or prompt == request.prompt else prompt
-    prompt_tokens = tokenize_prompt(prompt, model)
+    prompt_tokens, spans = tokenize_prompt(prompt, model, vision)
     n_candidates = candidate_count(request)
     check_against_model(
         request,
@@ -155,7 +198,7 @@ def plan_completion(request: CompletionRequest, model: ModelFacts,
     # The penalised context before the completion: penalty_bias, then the prompt when asked.
     penalty_context: List[int] = model.tokenize(request.penalty_bias) if request.penalty_bias else []
     if request.repetition_penalties_include_prompt:
-        penalty_context += prompt_tokens
+        penalty_context += [t for t in prompt_tokens if t >= 0]  # an image's positions are no tokens
     seed = request.seed if request.seed is not None else fresh_seed()
     ranked = (request.best_of or 1) > 1
     base = SamplerConfig(
@@ -198,6 +241,7 @@ def plan_completion(request: CompletionRequest, model: ModelFacts,
         tokens=request.tokens,
         ranked=ranked,
         steering=steering,
+        images=spans,
     )
 
 

@@ -163,9 +163,12 @@ class ImageControl:
 
 @dataclass(frozen=True)
 class Image:
-    """An image, kept base64-encoded so that a prompt serializes to JSON as is.
+    """An image, kept base64-encoded (any format pillow reads) so that a prompt serializes to
+    JSON as is. It takes a model with a vision projector.
 
-    Non-square images are center-cropped unless `cropping` says otherwise.
+    `cropping` takes a square of it; otherwise the whole image goes to the projector, whose own
+    preprocessing fits it to the model (the Aleph Alpha API center-crops non-square images;
+    llama.cpp's projectors pad, resize or tile them instead, which loses nothing).
     """
 
     base_64: str
@@ -202,6 +205,20 @@ class Image:
         """Download an image (the one network access edgecomplete makes, and only when asked)."""
         with urllib.request.urlopen(url) as response:
             return cls.from_bytes(response.read(), None, controls)
+
+    @classmethod
+    def from_url_with_cropping(cls, url: str, upper_left_x: int, upper_left_y: int, crop_size: int,
+                               controls: Optional[Sequence[ImageControl]] = None) -> "Image":
+        image = cls.from_url(url, controls)
+        return cls(image.base_64, Cropping(upper_left_x, upper_left_y, crop_size), image.controls)
+
+    @classmethod
+    def from_image(cls, image: Any, cropping: Optional[Cropping] = None,
+                   controls: Optional[Sequence[ImageControl]] = None) -> "Image":
+        """A pillow image (saved as PNG)."""
+        buffer = io.BytesIO()
+        image.save(buffer, format="PNG")
+        return cls.from_bytes(buffer.getvalue(), cropping, controls)
 
     @classmethod
     def from_image_source(
@@ -245,6 +262,25 @@ class Image:
 
 
 PromptItem = Union[Text, Tokens, Image]
+
+# Where an image goes in a text (the CLI's prompt, a chat message): llama.cpp's media marker.
+IMAGE_MARKER = "<__media__>"
+
+
+def with_images(text: str, images: Sequence[Image]) -> "Prompt":
+    """`text` with `images` in place of its IMAGE_MARKERs, in order; images beyond the markers
+    follow the text. More markers than images raise ValueError."""
+    pieces = text.split(IMAGE_MARKER)
+    if len(pieces) - 1 > len(images):
+        raise ValueError(f"prompt: {len(pieces) - 1} image markers {IMAGE_MARKER} but {len(images)} images")
+    items: List[PromptItem] = []
+    for index, piece in enumerate(pieces):
+        if piece:
+            items.append(Text(piece, []))
+        if index < len(pieces) - 1:
+            items.append(images[index])
+    items.extend(images[len(pieces) - 1:])
+    return Prompt(items)
 
 
 @dataclass(frozen=True, init=False)

@@ -120,6 +120,9 @@ def check_request(request: CompletionRequest, streamed: bool = False) -> None:
         "completion_bias_exclusion_first_token_only",
     ):
         _bool(flag, getattr(r, flag))
+    if r.echo and any(isinstance(item, Image) for item in r.prompt.items):
+        raise InvalidRequest("echo", "cannot echo a prompt with Image items (an image has no text or "
+                             "tokens to return); set echo to false")
     _bool("penalty_exceptions_include_stop_sequences", r.penalty_exceptions_include_stop_sequences, True)
     _bool("control_log_additive", r.control_log_additive, True)
     if r.penalty_bias is not None and not isinstance(r.penalty_bias, str):
@@ -208,17 +211,12 @@ def check_against_model(
     context_length: int,
     max_sequences: int,
     prompt_length: int,
-    has_vision: bool = False,
 ) -> None:
     """The rules that depend on the model; prompt_length is the tokenized prompt's length."""
     r = request
     wanted = candidate_count(r)
     check_sequences(r, max_sequences)
     for position, item in enumerate(r.prompt.items):
-        if isinstance(item, Image) and not has_vision:
-            raise InvalidRequest(
-                "prompt", f"item {position} is an Image, but this model has no vision projector; use a text prompt"
-            )
         if isinstance(item, Tokens):
             for token in item.tokens:
                 if token >= vocab_size:

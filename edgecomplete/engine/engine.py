@@ -29,7 +29,7 @@ from dataclasses import dataclass, field, replace
 from typing import Dict, Iterator, List, Optional, Tuple
 
 from ..backend import BusyError
-from ..plan import GenerationPlan
+from ..plan import GenerationPlan, ImageSpan
 from ..sampling import END_OF_TEXT, STOP_SEQUENCE, Sampler, Sequence, StepResult
 from .events import CandidatesDropped, EngineEvent, PromptEcho, SequenceFinished, TokenEntry, TokenSampled
 from .jobs import Job
@@ -37,6 +37,7 @@ from .kv import KvCells, Lease
 from .llama import BatchEntry, LlamaModel
 from .text import CandidateText, spelled
 from .thread import llama_thread, on_llama_thread
+from .vision import Projector
 
 # Prompt positions per batch when every position needs logits (echo with log_probs): bounds the
 # logits buffer to ECHO_BATCH x vocabulary floats.
@@ -81,6 +82,15 @@ class _Request:
     def live(self) -> List[_Candidate]:
         return [c for c in self.candidates if not c.done]
 
+    def image_at_head(self) -> Optional[ImageSpan]:
+        """The image chunk its prefill has reached, if any."""
+        return next((span for span in self.plan.images if span.start == self.prompt_in_cache), None)
+
+    def text_until(self) -> int:
+        """Where the prompt's text from the prefill's position on ends: the next image or the end."""
+        return min((s.start for s in self.plan.images if s.start >= self.prompt_in_cache),
+                   default=len(self.plan.prompt_tokens))
+
 
 @dataclass
 class _Batch:
@@ -107,10 +117,13 @@ class Engine:
     """One loaded model and its requests; the llama thread runs its decode loop."""
 
     def __init__(self, model: LlamaModel, model_version: str, prefix_cache: bool = True,
-                 max_waiting: Optional[int] = None):
+                 max_waiting: Optional[int] = None, projector: Optional[Projector] = None):
         """max_waiting: requests that may wait for admission at once; one more is refused with
-        BusyError (None: no limit)."""
+        BusyError (None: no limit). projector: the model's vision projector, which encodes the
+        images of prompts."""
         self.model = model
+        self.projector = projector
+        self.images_encoded = 0
         self.max_waiting = max_waiting
         self.model_version = model_version
         self.sampler = Sampler(model.vocabulary, model.max_sequences)
@@ -163,6 +176,7 @@ class Engine:
                 "cached_prefix_tokens": self.kv.cached_prefix_tokens,
                 "prompt_tokens_evaluated": self.prompt_tokens_evaluated,
                 "prompt_tokens_reused": self.prompt_tokens_reused,
+                "images_encoded": self.images_encoded,
             }
         return on_llama_thread(read)
 
@@ -177,6 +191,8 @@ class Engine:
                 llama_thread.remove(self)
             for job in jobs:
                 job.close(RuntimeError("the engine was closed"))
+            if self.projector is not None:  # before the model it was loaded for
+                self.projector.close()
             self.model.close()
         on_llama_thread(shut_down)
 
@@ -211,7 +227,9 @@ class Engine:
     def step(self) -> None:
         self._drop_cancelled()
         try:
-            batch = self._next_batch()
+            group = self._steering_group()
+            self._evaluate_image(group)
+            batch = self._next_batch([r for r in group if r in self._active])  # one may have ended
             if not batch.entries:
                 return
             rows = _Rows(self.model.decode(batch.entries), 4 * self.model.vocab_size)
@@ -282,11 +300,36 @@ class Engine:
             self._applied_key = key
         return group
 
-    def _next_batch(self) -> _Batch:
-        """A decode entry per live candidate, then prompt chunks while the batch has room: of the
-        requests under one control vector (`_steering_group`)."""
+    def _evaluate_image(self, group: List[_Request]) -> None:
+        """The first image chunk a prefill of `group` has reached: encoded by the projector and
+        decoded as embeddings on the request's first sequence, in decodes of its own (a batch
+        holds tokens or embeddings, not both). One image per step, so that the other requests
+        go on between images. A failing image fails its request only."""
+        for request in group:
+            span = request.image_at_head()
+            if span is None:
+                continue
+            try:
+                assert self.projector is not None  # plan_completion makes no image span without one
+                embeddings = self.projector.encode(span.chunk)
+                self.images_encoded += 1
+                last = span.end == len(request.plan.prompt_tokens)
+                row = self.model.decode_embeddings(embeddings, span.start, request.candidates[0].seq_id, last,
+                                                   span.chunk.non_causal)
+                request.prompt_in_cache = span.end
+                self.prompt_tokens_evaluated += span.chunk.positions
+                if last:
+                    self._start_candidates(request, row)
+            except Exception as error:
+                self._end_request(request)
+                request.job.close(error)
+            return
+
+    def _next_batch(self, group: List[_Request]) -> _Batch:
+        """A decode entry per live candidate of `group` (the requests under one control vector,
+        `_steering_group`), then their prompt chunks (up to the next image) while the batch has
+        room."""
         batch = _Batch()
-        group = self._steering_group()
         # a request of the group that is not prefilling is live and not paused (_steering_group)
         batch.decoding = [(r, c) for r in group if not r.prefilling for c in r.live]
         batch.entries = [BatchEntry(c.next_token, c.next_position, c.seq_id, True) for _, c in batch.decoding]
@@ -298,7 +341,9 @@ class Engine:
                 continue
             prompt, scores = request.plan.prompt_tokens, request.plan.scores_prompt
             first = request.prompt_in_cache
-            count = min(room, len(prompt) - first, ECHO_BATCH if scores else room)
+            count = min(room, request.text_until() - first, ECHO_BATCH if scores else room)
+            if count <= 0:  # at an image: `_evaluate_image` takes it
+                continue
             primary = request.candidates[0].seq_id
             for p in range(first, first + count):
                 batch.entries.append(BatchEntry(prompt[p], p, primary, scores or p == len(prompt) - 1))

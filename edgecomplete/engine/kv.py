@@ -98,7 +98,9 @@ class KvCells:
 
     def reusable_prefix(self, plan: "GenerationPlan") -> Tuple[Optional[PrefixSlot], int]:
         """The prefix slot sharing most leading tokens with the prompt (at most all but its last
-        token, whose logits must be computed), when the prompt's logits are not needed."""
+        token, whose logits must be computed; not part of an image), when the prompt's logits
+        are not needed. An image's positions hold a hash of it (plan.image_token), so the same
+        image matches."""
         if not self.reuse_prefixes or plan.scores_prompt:
             return None, 0
         best, best_length = None, 0
@@ -109,6 +111,9 @@ class KvCells:
             length, limit = 0, min(len(slot.tokens), len(prompt) - 1)
             while length < limit and slot.tokens[length] == prompt[length]:
                 length += 1
+            for span in plan.images:  # an image's cells are reused whole or not at all
+                if span.start < length < span.end:
+                    length = span.start
             if length > best_length:
                 best, best_length = slot, length
         return best, best_length

@@ -93,6 +93,7 @@ class LlamaModel:
         self.trained_context_length = llama_cpp.llama_model_n_ctx_train(self._model)
         self.layers = llama_cpp.llama_model_n_layer(self._model)
         self.embedding_size = llama_cpp.llama_model_n_embd(self._model)
+        self.input_embedding_size = llama_cpp.llama_model_n_embd_inp(self._model)  # what a projector gives
         self.flash_attention = flash_attention
         if context_length is not None and context_length > self.trained_context_length:
             llama_cpp.llama_model_free(self._model)
@@ -125,6 +126,7 @@ class LlamaModel:
         self.batch_size = llama_cpp.llama_n_batch(self._context)
         self._memory = llama_cpp.llama_get_memory(self._context)
         self._batch = llama_cpp.llama_batch_init(self.batch_size, 0, 1)
+        self._embedding_batch = None  # made for the first image
 
         self.bos = llama_cpp.llama_vocab_bos(self._vocab)
         self.add_bos = bool(llama_cpp.llama_vocab_get_add_bos(self._vocab))
@@ -184,6 +186,10 @@ class LlamaModel:
             size = n
         raise ModelError("chat template output did not fit")
 
+    def has_single_token(self, text: str) -> bool:
+        """Whether `text` is one token of the vocabulary (a projector's marker tokens must be)."""
+        return len(self.tokenize(text)) == 1
+
     def detokenize(self, tokens: Sequence[int]) -> str:
         """The text of `tokens` (special tokens rendered)."""
         return b"".join(self.vocabulary.piece(t, raw=True) for t in tokens).decode("utf-8", "replace")
@@ -224,6 +230,42 @@ class LlamaModel:
                 f"llama_decode failed with status {status}"
                 + (" (no room left in the context)" if status == 1 else "")
             )
+        return ctypes.cast(llama_cpp.llama_get_logits(self._context), ctypes.c_void_p).value or 0
+
+    def decode_embeddings(self, embeddings: np.ndarray, first_position: int, sequence: int,
+                          logits_last: bool, non_causal: bool = False) -> int:
+        """Evaluate rows of input embeddings (an image's, from its projector) at positions from
+        `first_position` on `sequence`, in batches of at most batch_size rows; with
+        `logits_last`, the last row's logits (the address of one row, valid until the next
+        decode), else 0. `non_causal`: the rows attend to each other both ways (Gemma 3's
+        images), as llama.cpp's own helper decodes them."""
+        rows, width = embeddings.shape
+        if width != self.input_embedding_size:
+            raise ValueError(f"embeddings of width {width}, the model takes {self.input_embedding_size}")
+        if self._embedding_batch is None:
+            self._embedding_batch = llama_cpp.llama_batch_init(self.batch_size, self.input_embedding_size, 1)
+        batch = self._embedding_batch
+        data = np.ascontiguousarray(embeddings, dtype=np.float32)
+        if non_causal:
+            llama_cpp.llama_set_causal_attn(self._context, False)
+        try:
+            for start in range(0, rows, self.batch_size):
+                count = min(self.batch_size, rows - start)
+                ctypes.memmove(batch.embd, data[start:start + count].ctypes.data, count * width * 4)
+                for i in range(count):
+                    batch.pos[i] = first_position + start + i
+                    batch.n_seq_id[i] = 1
+                    batch.seq_id[i][0] = sequence
+                    batch.logits[i] = logits_last and start + i == rows - 1
+                batch.n_tokens = count
+                status = llama_cpp.llama_decode(self._context, batch)
+                if status != 0:
+                    raise RuntimeError(f"llama_decode of image embeddings failed with status {status}")
+        finally:
+            if non_causal:
+                llama_cpp.llama_set_causal_attn(self._context, True)
+        if not logits_last:
+            return 0
         return ctypes.cast(llama_cpp.llama_get_logits(self._context), ctypes.c_void_p).value or 0
 
     def copy_sequence(self, source: int, destination: int, end: int = -1) -> None:
@@ -273,6 +315,8 @@ class LlamaModel:
     def close(self) -> None:
         if getattr(self, "_context", None):
             llama_cpp.llama_batch_free(self._batch)
+            if self._embedding_batch is not None:
+                llama_cpp.llama_batch_free(self._embedding_batch)
             llama_cpp.llama_free(self._context)
             llama_cpp.llama_model_free(self._model)
             self._context = None

@@ -12,7 +12,7 @@ import atexit
 import threading
 import weakref
 from pathlib import Path
-from typing import Any, AsyncIterator, Dict, Iterator, List, Mapping, Optional, Sequence
+from typing import Any, AsyncIterator, Dict, Iterator, List, Mapping, Optional, Sequence, Union
 
 from .. import models
 from ..completion import CompletionRequest, CompletionResponseStreamItem
@@ -26,6 +26,7 @@ from .jobs import Job
 from .llama import LlamaModel, check_context_options
 from .steering import Steering, SteeringVectors
 from .thread import on_llama_thread
+from .vision import Projector
 
 _open_backends: "weakref.WeakSet[LocalBackend]" = weakref.WeakSet()
 
@@ -68,16 +69,32 @@ class _JobItems:
         self._job.cancel()
 
 
+def _load(path: Path, mmproj: Optional[Path], options: Mapping[str, Any]):
+    """The model at `path` and its projector at `mmproj` (None: none), on the llama thread."""
+    llama = LlamaModel(path, **options)
+    if mmproj is None:
+        return llama, None
+    try:
+        return llama, Projector(llama, mmproj)
+    except BaseException:
+        llama.close()
+        raise
+
+
 class LocalBackend:
     """Local GGUF models, each loaded once on first use, each served by one Engine (one decode
     loop shared by every request of every face). Options: see `Client`."""
 
     def __init__(self, *, context_length: Optional[int] = None, threads: Optional[int] = None,
                  max_sequences: int = 16, flash_attention: Optional[bool] = None, prefix_cache: bool = True,
-                 max_waiting: Optional[int] = None, concepts: Optional[ConceptStore] = None):
+                 max_waiting: Optional[int] = None, concepts: Optional[ConceptStore] = None,
+                 projectors: Optional[Mapping[str, Union[str, Path]]] = None,
+                 projector: Optional[Union[str, Path]] = None):
         """max_waiting: requests per model that may wait for a free sequence at once; one more
         raises BusyError (None: no limit; the server sets one). concepts: where steering
-        concepts are kept (default: the data folder's)."""
+        concepts are kept (default: the data folder's). projectors: a vision projector (mmproj
+        GGUF) per model name or path, over the one its registration names; projector: the one
+        of every model loaded by path that `projectors` does not name."""
         check_context_options(context_length, max_sequences)  # before any model is loaded
         if max_waiting is not None and (not isinstance(max_waiting, int) or max_waiting < 0):
             raise InvalidRequest("max_waiting", f"must be None or an integer >= 0, got {max_waiting!r}")
@@ -87,6 +104,8 @@ class LocalBackend:
         self._options = dict(context_length=context_length, threads=threads, max_sequences=max_sequences,
                              flash_attention=flash_attention)
         self._prefix_cache = prefix_cache
+        self._projectors = {model: Path(path).expanduser() for model, path in (projectors or {}).items()}
+        self._projector = Path(projector).expanduser() if projector is not None else None
         self._engines: Dict[str, Engine] = {}
         self._engines_lock = threading.Lock()
         _open_backends.add(self)
@@ -96,10 +115,12 @@ class LocalBackend:
         with self._engines_lock:
             if model not in self._engines:
                 path = models.resolve(model)
-                llama = on_llama_thread(lambda: LlamaModel(path, **self._options))  # llama.cpp's thread
+                mmproj = self._projectors.get(model) or (
+                    self._projector if models.is_gguf_path(model) else models.resolve_projector(model))
+                llama, projector = on_llama_thread(lambda: _load(path, mmproj, self._options))  # llama.cpp's thread
                 version = model if not models.is_gguf_path(model) else Path(path).stem
                 self._engines[model] = Engine(llama, model_version=version, prefix_cache=self._prefix_cache,
-                                              max_waiting=self._max_waiting)
+                                              max_waiting=self._max_waiting, projector=projector)
                 self._steering[model] = SteeringVectors(llama, models.model_key(model, path), self.concepts)
             return self._engines[model]
 
@@ -109,7 +130,7 @@ class LocalBackend:
                streamed: bool = False) -> Iterator[CompletionResponseStreamItem]:
         check_request(request, streamed)  # before a model is loaded
         engine = self.engine(model)
-        plan = plan_completion(request, engine.model, self._steering_of(request, model))
+        plan = plan_completion(request, engine.model, self._steering_of(request, model), engine.projector)
         job = engine.submit(plan)
         return _JobItems(job, stream_items(plan, job.events(), engine.model_version))
 
@@ -118,7 +139,8 @@ class LocalBackend:
         check_request(request, streamed)  # before any thread hop
         engine = await asyncio.to_thread(self.engine, model)  # may load the model
         steering = await asyncio.to_thread(self._steering_of, request, model)  # may make a concept's vectors
-        plan = await asyncio.to_thread(plan_completion, request, engine.model, steering)  # tokenizes
+        plan = await asyncio.to_thread(plan_completion, request, engine.model, steering,
+                                       engine.projector)  # tokenizes, prepares images
         job = engine.submit(plan)
         return _JobItems(job, astream_items(plan, job.aevents(), engine.model_version))
 
@@ -167,7 +189,8 @@ class LocalBackend:
         return DetokenizationResponse(result=llama.detokenize(request.token_ids))
 
     def model_info(self, model: str) -> Mapping[str, Any]:
-        llama = self.engine(model).model
+        engine = self.engine(model)
+        llama = engine.model
         return {
             "model": model,
             "context_length": llama.context_length,
@@ -176,7 +199,8 @@ class LocalBackend:
             "layers": llama.layers,
             "max_sequences": llama.max_sequences,
             "chat": self._chat_template(model) is not None,
-            "vision": False,  # no vision projector support yet
+            "vision": engine.projector is not None,
+            "projector": str(engine.projector.path) if engine.projector is not None else None,
             "steering": True,
         }
 

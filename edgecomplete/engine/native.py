@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Dict
 
 import llama_cpp
+from llama_cpp import mtmd_cpp
 
 from ..models import ModelError
 
@@ -45,6 +46,7 @@ def init_backend() -> None:
             # Replaces llama-cpp-python's callback (set when llama_cpp was imported); the
             # module-level _log_native keeps the ctypes callback alive.
             llama_cpp.llama_log_set(_log_native, ctypes.c_void_p(0))
+            mtmd_cpp.mtmd_log_set(_log_native, ctypes.c_void_p(0))  # libmtmd (projectors) logs on its own
             llama_cpp.llama_backend_init()
             _backend_ready = True
 

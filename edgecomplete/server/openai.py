@@ -350,7 +350,8 @@ class _Chat(_Answer):
         messages = body.get("messages")
         if not isinstance(messages, list):
             raise InvalidRequest("messages", f"must be a list of messages, got {messages!r}")
-        conversation = chat.conversation([chat.Message.from_json(m, i) for i, m in enumerate(messages)])
+        parsed = [chat.Message.from_json(m, i) for i, m in enumerate(messages)]
+        conversation = chat.conversation(parsed)
         chat.refuse_unsupported(body)
         self.logprobs = _typed(body, "logprobs", (bool,), "true or false") or False
         top = _typed(body, "top_logprobs", (int,), "an integer from 0 to 20")
@@ -358,7 +359,7 @@ class _Chat(_Answer):
         if self.logprobs:
             values.update(log_probs=top or 0, tokens=True)
         rendered = await self.served.client.apply_chat_template(self.model, conversation)
-        return [CompletionRequest(prompt=Prompt.from_text(rendered), disable_optimizations=True, **values)]
+        return [CompletionRequest(prompt=chat.prompt(rendered, parsed), disable_optimizations=True, **values)]
 
     def logprobs_content(self, tokens: Sequence[str], entries: Sequence[Mapping[str, Optional[float]]]):
         content = []
@@ -402,3 +403,4 @@ class _Chat(_Answer):
             return [self.chunk([{"index": index, "delta": {}, "logprobs": None,
                                  "finish_reason": _finish(item.finish_reason)}])]
         return []
+
