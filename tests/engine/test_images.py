@@ -219,3 +219,12 @@ def test_a_real_vision_model_tells_red_from_blue():
                 maximum_tokens=8)
             answers[name] = client.complete(request, REAL_MODEL).completions[0].completion.lower()
         assert "red" in answers["red"] and "blue" in answers["blue"], answers
+
+
+def test_a_projector_made_for_another_model_is_refused_and_nothing_aborts(smollm2_path, tmp_path):
+    wrong = write_projector(tmp_path / "gemma-width.gguf", embedding_size=640)
+    with Client(mmproj={MODEL: wrong}) as client:
+        with pytest.raises(models.ModelError, match="640.*576|576.*640"):
+            client.complete(about(RED), MODEL)
+        with pytest.raises(models.ModelError, match="640.*576|576.*640"):  # still refused, still running
+            client.complete(CompletionRequest(prompt=Prompt.from_text("Hi"), maximum_tokens=2), MODEL)
