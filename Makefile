@@ -37,6 +37,7 @@ bench: $(STAMP)
 	$(BIN)/python -m bench.chat
 	$(BIN)/python -m bench.serve
 	$(BIN)/python -m bench.steering
+	$(BIN)/python -m bench.images
 	$(BIN)/python -m bench.tui
 
 clean:
