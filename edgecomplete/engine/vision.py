@@ -5,13 +5,15 @@ image in marker tokens, such as Gemma 3's <start_of_image>) and image chunks of 
 positions. A chunk is encoded by the projector into one embedding per position, which the engine
 decodes in place of token embeddings (LlamaModel.decode_embeddings). Splitting an image into
 parts is preprocessing only (mtmd_tokenize reads the projector's settings, no llama.cpp
-context), so it runs on the caller's thread; encoding runs on the llama thread, from the
-engine's step, and only for images no prefix slot already holds.
+context; mtmd_tokenize takes the projector as const), so it runs on the caller's thread; encoding
+runs on the llama thread, from the engine's step, and only for images no prefix slot already
+holds.
 """
 
 from __future__ import annotations
 
 import ctypes
+import threading
 from pathlib import Path
 from typing import List, Union
 
@@ -52,11 +54,11 @@ class Projector:
 
     def __init__(self, model: LlamaModel, path: Path):
         self.path = Path(path)
+        self._lock = threading.Lock()  # `parts` on callers' threads, never once it is closed
         self.facts: ProjectorFacts = check_projector(self.path, model.input_embedding_size, model.has_single_token)
         params = mtmd_cpp.mtmd_context_params_default()
         params.n_threads = model.threads
         params.print_timings = False
-        params.warmup = False
         params.flash_attn_type = {None: -1, False: 0, True: 1}[model.flash_attention]
         self._context = mtmd_cpp.mtmd_init_from_file(str(self.path).encode(), model._model, params)
         if not self._context:
@@ -70,6 +72,12 @@ class Projector:
 
     def parts(self, image: PreparedImage) -> List[ImagePart]:
         """What stands for `image` in a prompt, in order: text tokens and image chunks."""
+        with self._lock:
+            if not self._context:
+                raise RuntimeError(f"projector {self.path} is closed (its model was unloaded)")
+            return self._parts(image)
+
+    def _parts(self, image: PreparedImage) -> List[ImagePart]:
         data = (ctypes.c_uint8 * len(image.rgb)).from_buffer_copy(image.rgb)
         bitmap = mtmd_cpp.mtmd_bitmap_init(image.width, image.height, data)
         chunks = mtmd_cpp.mtmd_input_chunks_init()
@@ -112,8 +120,9 @@ class Projector:
 
     def close(self) -> None:
         if getattr(self, "_context", None):
-            mtmd_cpp.mtmd_free(self._context)
-            self._context = None
+            with self._lock:
+                mtmd_cpp.mtmd_free(self._context)
+                self._context = None
 
     def __del__(self):
         self.close()
