@@ -46,7 +46,8 @@ class EdgeCompleteApp(App):
     BINDINGS = APP_BINDINGS  # each with an id: [keymap] in the config file remaps them
 
     def __init__(self, model: Optional[str] = None, client: Optional[Client] = None,
-                 data: Optional[Path] = None, config: Optional[Config] = None):
+                 data: Optional[Path] = None, config: Optional[Config] = None, mmproj: Optional[str] = None):
+        """mmproj: the vision projector of the starting model (its chat messages may hold images)."""
         super().__init__()
         self.config = config if config is not None else Config.load()
         self.config.check_keymap(binding_ids())
@@ -61,7 +62,8 @@ class EdgeCompleteApp(App):
         self.stats = GenerationStats()
         self.stats_bar = StatsBar(self.stats, id="stats")
         panel = ParamsPanel(self.chat_session.params, id="params")
-        client = AsyncClient(client=client) if client is not None else AsyncClient()
+        client = AsyncClient(client=client) if client is not None else AsyncClient(
+            mmproj={model: mmproj} if mmproj else None)
         self.service = GenerationService(client, model, panel, self.stats)
         self.workspace = Workspace(self.sessions, self.service, KeyHints({**default_keys(), **self.config.keymap}),
                                    panel, id="main")
@@ -142,6 +144,10 @@ class EdgeCompleteApp(App):
             info = await self.service.load(model)
         except models.ModelNotPulledError as error:
             self.post_message(messages.ModelMissing(str(error)))
+            return
+        except models.ModelError as error:  # a corrupt file, a projector made for another model, ...
+            self.stats_bar.model = f"{model} (not loaded)"
+            self.notify(str(error), title=f"{model} cannot be loaded", severity="error", timeout=30)
             return
         self.post_message(messages.ModelLoaded(model, dict(info)))
 
@@ -310,5 +316,5 @@ class EdgeCompleteApp(App):
         self.sessions.close()
 
 
-def main(model: Optional[str] = None) -> None:
-    EdgeCompleteApp(model=model).run()
+def main(model: Optional[str] = None, mmproj: Optional[str] = None) -> None:
+    EdgeCompleteApp(model=model, mmproj=mmproj).run()

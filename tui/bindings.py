@@ -29,6 +29,8 @@ APP_BINDINGS: List[Binding] = [
     Binding("ctrl+t", "toggle_params", "params", id="toggle_params"),
     Binding("f2", "models", "models", id="models"),
     Binding("f9", "steering", "steering", id="steering"),
+    Binding("f10", "view('attach_image')", "image", show=False, id="attach_image"),
+    Binding("shift+f10", "view('remove_attachments')", "remove images", show=False, id="remove_images"),
     Binding("ctrl+o", "open_session", "open", id="open_session"),
     Binding("ctrl+n", "new_session", "new", id="new_session"),
     Binding("ctrl+s", "export", "export", id="export"),
@@ -41,7 +43,8 @@ APP_BINDINGS: List[Binding] = [
 # What a mode's view does for its keys ("view('generate')": PlaygroundView.generate), where only
 # one mode's view can: in the other mode, their keys are hidden from the footer and do nothing.
 MODE_ACTIONS: Dict[str, str] = {"generate": "playground", "accept": "playground", "reject": "playground",
-                                "edit_last_user_message": "chat", "continue_reply": "chat"}
+                                "edit_last_user_message": "chat", "continue_reply": "chat", "attach_image": "chat",
+                                "remove_attachments": "chat"}
 
 # The command palette: (title, help, action). Run as actions, so the mode rule holds as for keys.
 COMMANDS: List[Tuple[str, str, str]] = [
@@ -57,6 +60,9 @@ COMMANDS: List[Tuple[str, str, str]] = [
     ("Edit last message", "Put the last message back in the input", "view('edit_last_user_message')"),
     ("Inspect tokens", "Probabilities and alternatives; branch from a token", "inspect"),
     ("Models", "Pick or pull a model", "models"),
+    ("Attach image", "An image for the next chat message (a vision model); or drop its file on the terminal",
+     "view('attach_image')"),
+    ("Remove images", "The images attached to the next message go", "view('remove_attachments')"),
     ("Steering", "Steering concepts for this conversation: on, off, strength; make one from pairs", "steering"),
     ("Open session", "Reopen, search, rename or delete saved sessions", "open_session"),
     ("New session", "Start a new conversation or playground", "new_session"),

@@ -20,6 +20,8 @@ def add_chat(commands: argparse._SubParsersAction) -> None:
                       help="tokens per reply at most (default 512; /max-tokens changes it)")
     chat.add_argument("--temperature", type=float, default=0.0,
                       help="0 is greedy (default 0; /temperature changes it)")
+    chat.add_argument("--mmproj", default=None, metavar="PATH",
+                      help="the model's vision projector (mmproj GGUF): /image PATH attaches an image")
     add_engine_flags(chat)
     chat.set_defaults(handler=_chat)
 
@@ -27,6 +29,8 @@ def add_chat(commands: argparse._SubParsersAction) -> None:
 def add_tui(commands: argparse._SubParsersAction) -> None:
     tui = commands.add_parser("tui", help="the terminal UI: chat and completion playground")
     tui.add_argument("--model", "-m", default=None, help=f"model to start with (default {models.DEFAULT_MODEL})")
+    tui.add_argument("--mmproj", default=None, metavar="PATH",
+                     help="the starting model's vision projector (mmproj GGUF): F10 attaches an image to a message")
     tui.set_defaults(handler=_tui)
 
 
@@ -36,7 +40,8 @@ def _chat(args: argparse.Namespace) -> int:
     params = {"maximum_tokens": args.maximum_tokens, "temperature": args.temperature}
     check_request(CompletionRequest(prompt=Prompt.from_text(""), **params))  # before a model is pulled
     ensure_model(args.model)
-    return run_chat(args.model, args.system, params, context_length=args.context_length, threads=args.threads)
+    return run_chat(args.model, args.system, params, context_length=args.context_length, threads=args.threads,
+                    mmproj=args.mmproj)
 
 
 def _tui(args: argparse.Namespace) -> int:
@@ -44,5 +49,5 @@ def _tui(args: argparse.Namespace) -> int:
 
     if args.model:
         ensure_model(args.model)
-    run_tui(args.model)
+    run_tui(args.model or (models.DEFAULT_MODEL if args.mmproj else None), args.mmproj)
     return 0

@@ -15,6 +15,7 @@ from edgecomplete import (
     CompletionResponse,
     CompletionSummary,
     StreamChunk,
+    Text,
     TokenizationRequest,
     can_stream,
     candidate_count,
@@ -48,7 +49,8 @@ class Generation:
     error: Optional[str] = None
 
     async def run(self, client: AsyncClient, stats: GenerationStats, on_text: Callable[[int, str], None]) -> None:
-        prompt_text = self.request.prompt.items[0].text if self.request.prompt.items else ""
+        # The text's tokens for the numbers bar until the summary counts the whole prompt (images too).
+        prompt_text = "".join(item.text for item in self.request.prompt.items if isinstance(item, Text))
         counted = await client.tokenize(TokenizationRequest(prompt_text, tokens=False, token_ids=True), self.model)
         streamed = can_stream(self.request)
         stats.start(len(counted.token_ids or []), streamed=streamed)

@@ -28,6 +28,7 @@ class GenerationService:
         self.params = params
         self.stats = stats
         self.can_chat = True  # the model has a chat template (known once it is loaded)
+        self.vision = False  # the model takes images (has a vision projector)
 
     async def load(self, model: str) -> Mapping[str, Any]:
         """Load `model` (on the engine's thread; the UI awaits it): its info (context length,
@@ -38,6 +39,7 @@ class GenerationService:
         """Make the loaded `model` the current one: requests go to it from now on."""
         self.model = model
         self.can_chat = info["chat"]
+        self.vision = bool(info.get("vision"))
         self.stats.context_length = info["context_length"]
 
     def no_chat_message(self) -> str:

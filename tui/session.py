@@ -22,6 +22,7 @@ class Turn:
     response: Optional[Dict[str, Any]] = None
     chosen: int = 0
     stopped: bool = False  # stopped before its end (Esc, Enter, a new conversation)
+    images: List[str] = field(default_factory=list)  # a user message's images, base64 (as sent)
 
     def completions(self) -> List[Mapping[str, Any]]:
         return list((self.response or {}).get("completions", []))
@@ -105,7 +106,7 @@ class Session:
             "buffer": self.buffer,
             "turns": [
                 {"role": t.role, "content": t.content, "request": t.request, "response": t.response,
-                 "chosen": t.chosen, "stopped": t.stopped}
+                 "chosen": t.chosen, "stopped": t.stopped, **({"images": t.images} if t.images else {})}
                 for t in self.turns
             ],
         }
@@ -136,9 +137,12 @@ class Session:
             role = field_(t, "role", str, where=where)
             if role not in ("user", "assistant"):
                 raise ValueError(f"{where}'role' must be 'user' or 'assistant', got {role!r}")
+            images = field_(t, "images", list, [], where)
+            if not all(isinstance(image, str) for image in images):
+                raise ValueError(f"{where}'images' must be a list of base64 strings")
             turns.append(Turn(role, field_(t, "content", str, where=where), field_(t, "request", (dict, type(None)), where=where),
                               field_(t, "response", (dict, type(None)), where=where), field_(t, "chosen", int, 0, where),
-                              field_(t, "stopped", bool, False, where)))
+                              field_(t, "stopped", bool, False, where), list(images)))
         return Session(
             kind=kind,
             model=field_(data, "model", str),
@@ -157,9 +161,26 @@ class Session:
             lines += ["## Text", "", self.buffer, ""]
         for turn in self.turns:
             lines += [f"## {turn.role.capitalize()}", "", turn.content, ""]
+            lines += [f"_[image {i + 1}: {image_size(image)}]_" for i, image in enumerate(turn.images)]
+            lines += [""] if turn.images else []
             if turn.ending:
                 lines += [f"_({turn.ending})_", ""]
             score = mean_log_prob(turn.log_probs(), turn.tokens())
             if score is not None:
                 lines += [f"_mean log-prob {score:.3f} (p ≈ {math.exp(score):.2f} per token)_", ""]
         return "\n".join(lines)
+
+
+def image_size(base_64: str) -> str:
+    """"640x480 PNG" of a base64 image, or what is wrong with it."""
+    import base64
+    import binascii
+    import io
+
+    from PIL import Image as PILImage, UnidentifiedImageError
+
+    try:
+        with PILImage.open(io.BytesIO(base64.b64decode(base_64))) as picture:
+            return f"{picture.width}x{picture.height} {picture.format}"
+    except (binascii.Error, ValueError, OSError, UnidentifiedImageError):
+        return "not a readable image"

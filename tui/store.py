@@ -32,6 +32,7 @@ CREATE TABLE IF NOT EXISTS turns (
     response TEXT,
     chosen INTEGER NOT NULL,
     stopped INTEGER NOT NULL DEFAULT 0,
+    images TEXT NOT NULL DEFAULT '[]',
     PRIMARY KEY (session_id, position)
 );
 CREATE TABLE IF NOT EXISTS presets (
@@ -60,6 +61,9 @@ class Store:
         if "stopped" not in columns:  # stores made before replies were marked as stopped
             with self._db:
                 self._db.execute("ALTER TABLE turns ADD COLUMN stopped INTEGER NOT NULL DEFAULT 0")
+        if "images" not in columns:  # stores made before messages took images
+            with self._db:
+                self._db.execute("ALTER TABLE turns ADD COLUMN images TEXT NOT NULL DEFAULT '[]'")
 
     def close(self) -> None:
         self._db.close()
@@ -81,10 +85,10 @@ class Store:
                     "WHERE id=?", values + (session.id,))
             self._db.execute("DELETE FROM turns WHERE session_id=?", (session.id,))
             self._db.executemany(
-                "INSERT INTO turns (session_id, position, role, content, request, response, chosen, stopped) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                [(session.id, i, t.role, t.content, _dump(t.request), _dump(t.response), t.chosen, t.stopped)
-                 for i, t in enumerate(session.turns)])
+                "INSERT INTO turns (session_id, position, role, content, request, response, chosen, stopped, images) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [(session.id, i, t.role, t.content, _dump(t.request), _dump(t.response), t.chosen, t.stopped,
+                  json.dumps(t.images)) for i, t in enumerate(session.turns)])
         return session.id
 
     def load(self, session_id: int) -> Session:
@@ -94,10 +98,10 @@ class Store:
         if row is None:
             raise KeyError(f"no session {session_id}")
         kind, title, model, system_prompt, params, buffer = row
-        turns = [Turn(role, content, _load(request), _load(response), chosen, bool(stopped))
-                 for role, content, request, response, chosen, stopped in self._db.execute(
-                     "SELECT role, content, request, response, chosen, stopped FROM turns WHERE session_id=? "
-                     "ORDER BY position", (session_id,))]
+        turns = [Turn(role, content, _load(request), _load(response), chosen, bool(stopped), json.loads(images))
+                 for role, content, request, response, chosen, stopped, images in self._db.execute(
+                     "SELECT role, content, request, response, chosen, stopped, images FROM turns "
+                     "WHERE session_id=? ORDER BY position", (session_id,))]
         return Session(kind=kind, model=model, title=title, system_prompt=system_prompt,
                        params=json.loads(params), turns=turns, buffer=buffer, id=session_id)
 

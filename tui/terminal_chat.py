@@ -22,8 +22,11 @@ from edgecomplete import (
     with_drawn_seed,
 )
 
+from edgecomplete.prompt import with_images
+
+from .attachments import conversation, read_image
 from .config import data_dir
-from .session import Session, Turn
+from .session import Session, Turn, image_size
 from .store import STORE_FILE, Store
 
 COMMANDS = {
@@ -31,6 +34,7 @@ COMMANDS = {
     "/temperature X": "temperature of the next replies (0: greedy)",
     "/max-tokens N": "tokens per reply at most",
     "/system TEXT": "the system prompt (none without TEXT)",
+    "/image PATH": "an image for the next message (a model with a vision projector: --mmproj)",
     "/clear": "a new conversation",
     "/regenerate": "a new reply in place of the last one",
     "/exit": "quit (also Ctrl+D)",
@@ -38,10 +42,11 @@ COMMANDS = {
 
 
 def run_chat(model: str, system: str, params: Dict[str, Any], *, context_length: Optional[int] = None,
-             threads: Optional[int] = None) -> int:
-    """Chat with `model` until /exit or the end of input; `params` are CompletionRequest fields
-    (maximum_tokens, temperature). Returns the exit status."""
-    with Client(context_length=context_length, threads=threads) as client:
+             threads: Optional[int] = None, mmproj: Optional[str] = None) -> int:
+    """Chat with `model` (its vision projector `mmproj`, if given) until /exit or the end of
+    input; `params` are CompletionRequest fields (maximum_tokens, temperature). Returns the exit
+    status."""
+    with Client(context_length=context_length, threads=threads, mmproj={model: mmproj} if mmproj else None) as client:
         if not client.model_info(model)["chat"]:
             raise NoChatTemplateError(
                 f"{model} has no chat template (a base model, not tuned for chat); continue text with it "
@@ -64,9 +69,10 @@ class TerminalChat:
         self.interactive = interactive
         self.session = self._new_session(system, params)
         self.refused = False  # a message or command was refused (exit status 2)
+        self.images: List[str] = []  # base64 images for the next message (/image)
         self.commands: Dict[str, Callable[[str], bool]] = {
             "/help": self._help, "/temperature": self._temperature, "/max-tokens": self._max_tokens,
-            "/system": self._system, "/clear": self._clear, "/regenerate": self._regenerate,
+            "/system": self._system, "/clear": self._clear, "/regenerate": self._regenerate, "/image": self._image,
             "/exit": lambda _: False,
         }
 
@@ -88,9 +94,11 @@ class TerminalChat:
                 if not self._command(text):
                     break
                 continue
-            self.session.turns.append(Turn("user", text))
-            if not self._reply():
-                self.session.turns.pop()  # refused: the conversation stays as it was
+            self.session.turns.append(Turn("user", text, images=self.images))
+            if self._reply():
+                self.images = []
+            else:
+                self.session.turns.pop()  # refused: the conversation stays as it was (its images wait)
             self._save()
         return 2 if self.refused else 0
 
@@ -124,10 +132,9 @@ class TerminalChat:
         (its final newline matters), with tokens for the terminal UI's token view; a sampled
         request gets its seed here, so that the stored request replays it exactly."""
         session = self.session
-        messages = [{"role": "system", "content": session.system_prompt}] if session.system_prompt else []
-        messages += [{"role": t.role, "content": t.content} for t in session.turns]
+        messages, images = conversation(session)
         prompt = self.client.apply_chat_template(self.model, messages)
-        request = CompletionRequest(prompt=Prompt.from_text(prompt), disable_optimizations=True, tokens=True,
+        request = CompletionRequest(prompt=with_images(prompt, images), disable_optimizations=True, tokens=True,
                                     **session.params)
         return with_drawn_seed(request)
 
@@ -212,6 +219,16 @@ class TerminalChat:
         self.session.system_prompt = text
         self._save()
         self._say(f"system prompt: {text}" if text else "no system prompt")
+        return True
+
+    def _image(self, text: str) -> bool:
+        try:
+            image = read_image(text, bool(self.client.model_info(self.model).get("vision")))
+        except ValueError as error:
+            self._refuse(f"/image: {error}")
+            return True
+        self.images.append(image.base_64)
+        self._say(f"(image {len(self.images)} for the next message: {image_size(image.base_64)})")
         return True
 
     def _clear(self, _: str) -> bool:

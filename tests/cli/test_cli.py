@@ -359,3 +359,25 @@ def test_steering_commands_as_a_user_runs_them(tmp_path, client, smollm2_path):
         run = edgecomplete(*bad, env=env)
         assert run.returncode == 2 and says in run.stderr, (bad, run.stderr)
     assert len(edgecomplete("steering", "list", env=env).stdout.splitlines()) == 2
+
+
+def test_chat_image_command_sends_the_image_with_the_next_message(tmp_path, smollm2_path):
+    from PIL import Image as PILImage
+
+    from ..fixtures.projector import write_projector
+
+    projector = write_projector(tmp_path / "mmproj.gguf", scale=4.0)
+    photo = tmp_path / "photo.png"
+    PILImage.new("RGB", (24, 16), (10, 200, 10)).save(photo)
+    env = {"EDGECOMPLETE_DATA": str(tmp_path)}
+    run = edgecomplete("chat", "--max-tokens", "3", "--mmproj", str(projector), env=env,
+                       input=f"/image {photo}\n/image {projector}\nWhat is it?\nAnd now?\n")
+    assert run.returncode == 2  # the projector is not an image
+    assert "(image 1 for the next message: 24x16 PNG)" in run.stderr and "/image: mmproj.gguf: not an image" in run.stderr
+    (session,) = stored_chats(tmp_path)
+    first, second = [t for t in session.turns if t.role == "user"]
+    assert len(first.images) == 1 and second.images == []
+    request = [t for t in session.turns if t.role == "assistant"][0].request
+    assert [item["type"] for item in request["prompt"]] == ["text", "image", "text"]
+    refused = edgecomplete("chat", "--max-tokens", "3", env=env, input=f"/image {photo}\n")
+    assert refused.returncode == 2 and "no vision projector" in refused.stderr

@@ -30,9 +30,10 @@ CONTEXT = 2048
 
 
 class ScriptedBackend:
-    def __init__(self, reply: str = "A scripted reply, word by word.", chat: bool = True):
+    def __init__(self, reply: str = "A scripted reply, word by word.", chat: bool = True, vision: bool = False):
         self.reply = reply
         self.chat = chat
+        self.vision = vision
         self.requests: List[CompletionRequest] = []
         self.closed_streams = 0  # iterators closed by their consumer
         self.concepts: Dict[str, List[SteeringPairedExample]] = {}
@@ -101,7 +102,7 @@ class ScriptedBackend:
 
     def model_info(self, model: str) -> Mapping[str, Any]:
         return {"model": model, "context_length": CONTEXT, "trained_context_length": CONTEXT, "vocab_size": 100,
-                "max_sequences": 16, "chat": self.chat, "vision": False, "steering": False}
+                "max_sequences": 16, "chat": self.chat, "vision": self.vision, "steering": False}
 
     def apply_chat_template(self, model: str, messages: Sequence[Mapping[str, str]],
                             add_generation_prompt: bool = True) -> str:

@@ -4,18 +4,21 @@ edit-and-resend, cancel, candidates side by side, branching from a token."""
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import Optional
+from pathlib import Path
+from typing import List, Optional, Tuple
 
 from textual import on
 from textual.app import ComposeResult
 from textual.containers import VerticalScroll
 from textual.widgets import Input, Static
 
-from edgecomplete import CompletionRequest, Prompt
+from edgecomplete import CompletionRequest, Image
+from edgecomplete.prompt import with_images
 
+from ..attachments import conversation, dropped_path, read_image
 from ..generation import Generation
 from ..messages import ChatUnavailable, SessionChanged
-from ..screens import BranchChoice
+from ..screens import BranchChoice, TextPrompt
 from ..session import Session, Turn
 from ..widgets import CandidatesView, ChatInput, LiveReply, MessageView, follow
 from .generating import Continuation, GeneratingView
@@ -32,19 +35,22 @@ class ChatView(GeneratingView):
         self._reply: Optional[Turn] = None  # the reply being generated ...
         self._live: Optional[LiveReply] = None  # ... as it streams
         self._log: Optional[VerticalScroll] = None
+        self.attachments: List[Tuple[str, Image]] = []  # images for the next message: (name, image)
 
     def compose(self) -> ComposeResult:
         yield Input(self.session.system_prompt, placeholder="system prompt (optional)", id="system-prompt")
         yield VerticalScroll(id="chat-log")
         yield Static("", id="chat-hint", classes="hint")
+        yield Static("", id="attachments", classes="hint")
         yield ChatInput(id="chat-input")
 
     def on_mount(self) -> None:
         self._log = self.query_one("#chat-log", VerticalScroll)
         self.query_one("#chat-hint", Static).update(self.hints.line(
             ("send", "send"), ("newline", "newline"), ("cancel", "stop"), ("regenerate", "regenerate"),
-            ("edit", "edit"), ("continue", "continue"), ("inspect", "tokens")))
+            ("edit", "edit"), ("continue", "continue"), ("inspect", "tokens"), ("attach_image", "image")))
         self.show_session(self.session)
+        self._show_attachments()
 
     # ---- showing --------------------------------------------------------------------------------
 
@@ -87,13 +93,58 @@ class ChatView(GeneratingView):
 
     # ---- actions ----------------------------------------------------------------------------------
 
+    # ---- images for the next message -------------------------------------------------------------
+
+    def attach(self, path: str) -> None:
+        """Attach the image at `path` to the next message (refused with a note if it is not an
+        image, or the model takes none)."""
+        try:
+            image = read_image(path, self.service.vision)
+        except ValueError as error:
+            self._rejected(str(error))
+            return
+        name = (dropped_path(path) or Path(path.strip())).name
+        self.attachments.append((name, image))
+        self._show_attachments()
+
+    def attach_image(self) -> None:
+        """Ask for the path of an image to attach to the next message."""
+        def chosen(path: Optional[str]) -> None:
+            if path:
+                self.attach(path)
+
+        self.app.push_screen(TextPrompt("Attach an image to the next message", "path of a PNG, JPEG, ... file"),
+                             chosen)
+
+    def remove_attachments(self) -> None:
+        self.attachments = []
+        self._show_attachments()
+
+    def _show_attachments(self) -> None:
+        line = self.query_one("#attachments", Static)
+        if self.attachments:
+            names = ", ".join(name for name, _ in self.attachments)
+            line.update(f"images for the next message: {names} · "
+                        + self.hints.line(("attach_image", "another"), ("remove_images", "remove them")))
+        line.display = bool(self.attachments)
+
+    @on(ChatInput.ImageDropped)
+    def _dropped(self, event: ChatInput.ImageDropped) -> None:
+        self.attach(event.path)
+
     @on(ChatInput.Submitted)
     async def _submitted(self, event: ChatInput.Submitted) -> None:
-        """Send the message (in place of the one being edited, after F4). During a reply, Enter
-        stops the reply (it stays as far as it got, as with Esc) and sends. A request the panel
-        refuses changes nothing: the text stays in the input."""
+        """Send the message (in place of the one being edited, after F4), with the attached
+        images. During a reply, Enter stops the reply (it stays as far as it got, as with Esc)
+        and sends. A request the panel refuses changes nothing: the text stays in the input. A
+        message that is only the path of an image file (typed, or dropped where the terminal
+        types it) attaches the image instead."""
         text = event.text.strip()
-        if not text:
+        if dropped_path(text) is not None:
+            self.query_one(ChatInput).clear()
+            self.attach(text)
+            return
+        if not text and not self.attachments:
             return
         await self.stop()
         if not self.service.can_chat:
@@ -107,7 +158,8 @@ class ChatView(GeneratingView):
             del self.session.turns[self.editing:]
             self.editing = None
             self.show_session(self.session)
-        sent = Turn("user", text)
+        sent = Turn("user", text, images=[image.base_64 for _, image in self.attachments])
+        self.remove_attachments()
         self.session.turns.append(sent)
         self._log.mount(MessageView(sent, len(self.session.turns) - 1, self.markdown))
         self._changed()
@@ -115,14 +167,17 @@ class ChatView(GeneratingView):
 
     async def _begin(self, base: CompletionRequest, continuation: Continuation) -> Optional[Generation]:
         partial = continuation.text
-        messages = [{"role": "system", "content": self.session.system_prompt}] if self.session.system_prompt else []
-        messages += [{"role": t.role, "content": t.content} for t in self.session.turns]
+        messages, images = conversation(self.session)
         try:
             prompt = await self.service.chat_prompt(messages) + partial
         except ValueError as error:  # no chat template
             self._undo(continuation, str(error))
             return None
-        request = replace(base, prompt=Prompt.from_text(prompt))
+        try:
+            request = replace(base, prompt=with_images(prompt, images))
+        except ValueError as error:  # a message holds the image marker itself
+            self._undo(continuation, str(error))
+            return None
         self._reply = Turn("assistant", partial, request=request.to_json())
         self.session.turns.append(self._reply)
         # Alone, the reply streams above a page of spare lines: the log scrolls to follow it, and
@@ -194,6 +249,10 @@ class ChatView(GeneratingView):
             chat_input = self.query_one(ChatInput)
             if not chat_input.text:
                 chat_input.load_text(continuation.sent.content)
+            if not self.attachments:  # its images wait for the next message again
+                self.attachments = [(f"image {i + 1}", Image(data, None, []))
+                                    for i, data in enumerate(continuation.sent.images)]
+                self._show_attachments()
         self.show_session(self.session)
 
     def regenerate(self) -> None:

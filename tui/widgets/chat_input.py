@@ -9,6 +9,8 @@ from textual.binding import Binding
 from textual.message import Message
 from textual.widgets import TextArea
 
+from ..attachments import dropped_path
+
 
 class ChatInput(TextArea):
     """Enter sends; ctrl+j (or shift+enter where the terminal reports it) inserts a newline.
@@ -26,6 +28,19 @@ class ChatInput(TextArea):
     @dataclass
     class Submitted(Message):
         text: str
+
+    @dataclass
+    class ImageDropped(Message):
+        """A file dropped on the terminal (pasted as its path) that is an image: attach it."""
+
+        path: str
+
+    def _on_paste(self, event: events.Paste) -> None:
+        # As with keys: TextArea's own paste handler runs after this one, unless prevented.
+        if dropped_path(event.text) is not None:
+            event.prevent_default()  # the path is not typed into the message
+            event.stop()  # nor handed on by the app to the focused input again
+            self.post_message(self.ImageDropped(event.text))
 
     def _on_key(self, event: events.Key) -> None:
         # Textual runs TextArea's own key handler after this one, and it inserts Enter; a key

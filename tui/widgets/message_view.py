@@ -10,6 +10,7 @@ from textual.widgets import Static
 from ..session import Turn, mean_log_prob
 from ..tokens import coloured, shown_tokens
 from .drawing import redraw
+from .image_preview import half_blocks
 
 
 class MessageView(Static, can_focus=True):
@@ -46,4 +47,5 @@ class MessageView(Static, can_focus=True):
             body = coloured(tokens, log_probs)
         else:
             body = Text(turn.content)
-        redraw(self, Group(header, body))
+        previews = [half_blocks(image) for image in turn.images]  # a user message's images, below its text
+        redraw(self, Group(header, body, *previews))
