@@ -1,7 +1,8 @@
 # The two set-up commands of the README:
 #   make run    creates .venv, installs edgecomplete, pulls the default model if missing, completes a prompt
 #   make test   creates .venv, installs edgecomplete with its test tools (and tmux, for the real-terminal
-#               tests), pulls both models, runs every test
+#               tests), pulls both models, builds llama.cpp's llama-server once (the remote-backend
+#               tests run it), runs every test
 # CMAKE_ARGS (for example -DGGML_CUDA=on) is passed through to the llama-cpp-python build.
 
 PYTHON ?= python3
@@ -27,6 +28,7 @@ test: $(STAMP)
 	command -v tmux >/dev/null || (apt-get update -qq && apt-get install -y -qq tmux)  # the real-terminal tests
 	$(BIN)/edgecomplete models pull smollm2-135m
 	$(BIN)/edgecomplete models pull gemma-3-270m
+	$(BIN)/python -m tests.servers.llama_server  # llama.cpp's llama-server, built once per machine
 	$(BIN)/python -m pytest -m "slow or not slow"
 
 bench: $(STAMP)

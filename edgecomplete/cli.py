@@ -23,6 +23,7 @@ from .fields import REQUEST_FIELDS, RequestField
 from .plan import is_greedy, with_drawn_seed
 from .prompt import IMAGE_MARKER, Image, Prompt, with_images
 from .stream import fold
+from .remote.http import RemoteError
 from .validation import can_stream, candidate_count
 
 T = TypeVar("T")
@@ -153,7 +154,7 @@ def _complete(args: argparse.Namespace) -> int:
         raise ValueError("--best-of cannot be streamed: every candidate must end before the best are "
                          "chosen; drop --stream or --best-of")
     with Client(context_length=args.context_length, threads=args.threads,
-                mmproj=projectors([args.model], [args.mmproj] if args.mmproj else [])) as client:
+                mmproj=projectors([args.model], [args.mmproj] if args.mmproj else []), **remote_options(args)) as client:
         # Started (validated, model loaded) before anything is printed.
         items = with_pulled_model(args.model, lambda: client.backend.stream(request, args.model, streamed=args.stream))
         many = candidate_count(request)
@@ -244,13 +245,19 @@ def _serve(args: argparse.Namespace) -> int:
     from .engine import LocalBackend
 
     names = args.model or [models.DEFAULT_MODEL]
-    backend = LocalBackend(context_length=args.context_length, threads=args.threads,
-                           max_sequences=args.max_sequences, max_waiting=args.max_waiting,
-                           projectors=projectors(names, args.mmproj or []))
+    if args.backend:  # a gateway: the Aleph API in front of another engine
+        from .remote import remote_backend
+
+        backend = remote_backend(args.backend, args.protocol, args.backend_token)
+    else:
+        backend = LocalBackend(context_length=args.context_length, threads=args.threads,
+                               max_sequences=args.max_sequences, max_waiting=args.max_waiting,
+                               projectors=projectors(names, args.mmproj or []))
     with Client(backend=backend) as client:
         for name in names:  # pulled and loaded before the first request
             with_pulled_model(name, lambda: client.model_info(name))
-        print(f"edgecomplete: serving {', '.join(names)} on http://{args.host}:{args.port} "
+        where = f" (from {args.protocol} at {args.backend})" if args.backend else ""
+        print(f"edgecomplete: serving {', '.join(names)}{where} on http://{args.host}:{args.port} "
               "(the Aleph Alpha API under / and /v1, the OpenAI API under /v1)", file=sys.stderr)
         serve(client, names, host=args.host, port=args.port, token=args.token)
     return 0
@@ -364,10 +371,25 @@ def _version() -> str:
         return "unknown (not installed)"
 
 
-def add_engine_flags(parser: argparse.ArgumentParser) -> None:
+def add_engine_flags(parser: argparse.ArgumentParser, remote: bool = True) -> None:
     parser.add_argument("--context-length", type=int, default=None, help="KV-cache size in tokens")
     parser.add_argument("--threads", type=int, default=None, help="CPU threads for llama.cpp")
     parser.add_argument("--verbose", "-v", action="store_true", help="show llama.cpp's log on stderr")
+    if remote:
+        parser.add_argument("--host", default=None, metavar="URL",
+                            help="a remote engine instead of the local one (http:// or https://)")
+        parser.add_argument("--backend", default="aleph", choices=("aleph", "openai", "llama-server"),
+                            help="how to speak to --host: the Aleph Alpha API (another edgecomplete serve; "
+                                 "default), an OpenAI-compatible server (vLLM), or llama.cpp's llama-server")
+        parser.add_argument("--token", default=os.environ.get("EDGECOMPLETE_TOKEN"), metavar="TOKEN",
+                            help="bearer token for --host (default $EDGECOMPLETE_TOKEN)")
+
+
+def remote_options(args: argparse.Namespace) -> Dict[str, Any]:
+    """Client options for --host / --backend / --token (none without --host)."""
+    if not getattr(args, "host", None):
+        return {}
+    return {"host": args.host, "backend": args.backend, "token": args.token}
 
 
 def _show_native_log() -> None:
@@ -423,7 +445,14 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--max-waiting", type=int, default=64, metavar="N",
                        help="requests per model that may wait for a free sequence; more are answered "
                             "503 with Retry-After (default 64)")
-    add_engine_flags(serve)
+    serve.add_argument("--backend", default=None, metavar="URL",
+                       help="serve another engine's models instead of local ones: a gateway in front of vLLM, "
+                            "llama-server or another edgecomplete (its protocol: --protocol)")
+    serve.add_argument("--protocol", default="openai", choices=("aleph", "openai", "llama-server"),
+                       help="how to speak to --backend (default openai)")
+    serve.add_argument("--backend-token", default=os.environ.get("EDGECOMPLETE_BACKEND_TOKEN"), metavar="TOKEN",
+                       help="bearer token for --backend (default $EDGECOMPLETE_BACKEND_TOKEN)")
+    add_engine_flags(serve, remote=False)
     serve.set_defaults(handler=_serve)
 
     steering = commands.add_parser("steering", help="create, list, export or import steering concepts")
@@ -482,7 +511,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         _show_native_log()
     try:
         return args.handler(args)
-    except (ValueError, models.ModelError) as error:
+    except (ValueError, models.ModelError, RemoteError) as error:
         print(f"edgecomplete: error: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -19,11 +19,19 @@ from .completion import CompletionRequest, CompletionResponse, CompletionRespons
 from .evaluation import EvaluationRequest, EvaluationResponse
 from .steering import SteeringConceptCreationRequest, SteeringConceptCreationResponse
 from .stream import fold
+from .validation import InvalidRequest
 from .tokenization import DetokenizationRequest, DetokenizationResponse, TokenizationRequest, TokenizationResponse
 
 
 class Client:
-    """Runs completions on local GGUF models. Each model is loaded once, on first use.
+    """Runs completions on local GGUF models (each loaded once, on first use), or on a remote
+    engine: `Client(host="http://gpu-box:8000", backend="openai")`.
+
+    host, backend, token: a remote engine at `host` (http:// or https://), spoken to as `backend`
+        says: "aleph" (the default: the Aleph Alpha API, e.g. another `edgecomplete serve`),
+        "openai" (an OpenAI-compatible server such as vLLM) or "llama-server" (llama.cpp's
+        server); `token` is sent as a bearer token, `verify_ssl` and `request_timeout_seconds`
+        apply, and idempotent calls are retried with backoff. Without `host`, the local engine.
 
     `model` arguments are registered model names (`edgecomplete models list`) or paths to .gguf
     files. A registered model that is not on this machine yet raises ModelNotPulledError, which
@@ -62,10 +70,16 @@ class Client:
         flash_attention: Optional[bool] = None,
         prefix_cache: bool = True,
         mmproj: Optional[Union[str, Path, Mapping[str, Union[str, Path]]]] = None,
-        backend: Optional[Backend] = None,
+        backend: Optional[Union[Backend, str]] = None,
     ) -> None:
         """`backend`: run on this Backend (which the client then owns and closes) instead of a
-        local engine made from the options."""
+        local engine made from the options; or the name of a remote protocol for `host`."""
+        if host is not None or isinstance(backend, str):
+            from .remote import remote_backend
+
+            if host is None:
+                raise InvalidRequest("host", f"backend {backend!r} names a remote protocol: give the host's URL")
+            backend = remote_backend(host, backend or "aleph", token, verify_ssl, request_timeout_seconds)
         if backend is None:
             from .engine import LocalBackend
 

@@ -46,8 +46,10 @@ class EdgeCompleteApp(App):
     BINDINGS = APP_BINDINGS  # each with an id: [keymap] in the config file remaps them
 
     def __init__(self, model: Optional[str] = None, client: Optional[Client] = None,
-                 data: Optional[Path] = None, config: Optional[Config] = None, mmproj: Optional[str] = None):
-        """mmproj: the vision projector of the starting model (its chat messages may hold images)."""
+                 data: Optional[Path] = None, config: Optional[Config] = None, mmproj: Optional[str] = None,
+                 remote: Optional[Dict[str, Any]] = None):
+        """mmproj: the vision projector of the starting model (its chat messages may hold images).
+        remote: Client options for a remote engine (host, backend, token)."""
         super().__init__()
         self.config = config if config is not None else Config.load()
         self.config.check_keymap(binding_ids())
@@ -63,7 +65,7 @@ class EdgeCompleteApp(App):
         self.stats_bar = StatsBar(self.stats, id="stats")
         panel = ParamsPanel(self.chat_session.params, id="params")
         client = AsyncClient(client=client) if client is not None else AsyncClient(
-            mmproj={model: mmproj} if mmproj else None)
+            mmproj={model: mmproj} if mmproj else None, **(remote or {}))
         self.service = GenerationService(client, model, panel, self.stats)
         self.workspace = Workspace(self.sessions, self.service, KeyHints({**default_keys(), **self.config.keymap}),
                                    panel, id="main")
@@ -316,5 +318,5 @@ class EdgeCompleteApp(App):
         self.sessions.close()
 
 
-def main(model: Optional[str] = None, mmproj: Optional[str] = None) -> None:
-    EdgeCompleteApp(model=model, mmproj=mmproj).run()
+def main(model: Optional[str] = None, mmproj: Optional[str] = None, remote: Optional[Dict[str, Any]] = None) -> None:
+    EdgeCompleteApp(model=model, mmproj=mmproj, remote=remote).run()

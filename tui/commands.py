@@ -7,7 +7,7 @@ from __future__ import annotations
 import argparse
 
 from edgecomplete import CompletionRequest, Prompt, check_request, models
-from edgecomplete.cli import add_engine_flags, ensure_model
+from edgecomplete.cli import add_engine_flags, ensure_model, remote_options
 from edgecomplete.fields import unescape
 
 
@@ -31,6 +31,10 @@ def add_tui(commands: argparse._SubParsersAction) -> None:
     tui.add_argument("--model", "-m", default=None, help=f"model to start with (default {models.DEFAULT_MODEL})")
     tui.add_argument("--mmproj", default=None, metavar="PATH",
                      help="the starting model's vision projector (mmproj GGUF): F10 attaches an image to a message")
+    tui.add_argument("--host", default=None, metavar="URL", help="a remote engine instead of the local one")
+    tui.add_argument("--backend", default="aleph", choices=("aleph", "openai", "llama-server"),
+                     help="how to speak to --host (default aleph: another edgecomplete serve)")
+    tui.add_argument("--token", default=None, metavar="TOKEN", help="bearer token for --host")
     tui.set_defaults(handler=_tui)
 
 
@@ -39,15 +43,16 @@ def _chat(args: argparse.Namespace) -> int:
 
     params = {"maximum_tokens": args.maximum_tokens, "temperature": args.temperature}
     check_request(CompletionRequest(prompt=Prompt.from_text(""), **params))  # before a model is pulled
-    ensure_model(args.model)
+    if not args.host:
+        ensure_model(args.model)
     return run_chat(args.model, args.system, params, context_length=args.context_length, threads=args.threads,
-                    mmproj=args.mmproj)
+                    mmproj=args.mmproj, remote=remote_options(args))
 
 
 def _tui(args: argparse.Namespace) -> int:
     from .app import main as run_tui
 
-    if args.model:
+    if args.model and not args.host:
         ensure_model(args.model)
-    run_tui(args.model or (models.DEFAULT_MODEL if args.mmproj else None), args.mmproj)
+    run_tui(args.model or (models.DEFAULT_MODEL if args.mmproj else None), args.mmproj, remote_options(args))
     return 0

@@ -10,6 +10,7 @@ from typing import Any, AsyncIterator, Dict, List
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, PlainTextResponse
 
+from ..chat import Message, conversation
 from ..completion import CompletionRequest
 from ..evaluation import EvaluationRequest
 from ..steering import SteeringConceptCreationRequest
@@ -106,6 +107,20 @@ def aleph_routes() -> APIRouter:
             raise InvalidRequest("token_ids", f"must be a list of integers, got {ids!r}")
         response = await served.client.detokenize(DetokenizationRequest(ids), model)
         return {"result": response.result}
+
+    @router.post("/chat_template")
+    async def chat_template(request: Request):
+        """An edgecomplete extension: the conversation in the model's chat template, as a chat
+        request would send it (what the aleph backend of another edgecomplete chats with)."""
+        served = served_for(request)
+        body = await served.body(request)
+        model = served.model(body)
+        messages = body.get("messages")
+        if not isinstance(messages, list):
+            raise InvalidRequest("messages", f"must be a list of messages, got {messages!r:.80}")
+        parsed = [Message.from_json(m, i) for i, m in enumerate(messages)]
+        prompt = await served.client.apply_chat_template(model, conversation(parsed))
+        return {"prompt": prompt}
 
     @router.post("/steering_concepts", status_code=201)
     async def steering_concepts(request: Request):
