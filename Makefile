@@ -40,6 +40,7 @@ bench: $(STAMP)
 	$(BIN)/python -m bench.serve
 	$(BIN)/python -m bench.steering
 	$(BIN)/python -m bench.images
+	$(BIN)/python -m bench.remote
 	$(BIN)/python -m bench.tui
 
 clean:

@@ -111,3 +111,16 @@ def test_an_unreachable_server_is_a_clear_error():
 def test_penalties_with_the_prompt_included_run(remote):
     penalised = request(PROMPTS[3], presence_penalty=1.0, repetition_penalties_include_prompt=True)
     assert remote.complete(penalised, MODEL).completions[0].completion
+
+
+def test_chat_renders_with_the_servers_template_and_replies_as_the_local_engine_would(remote, local):
+    from edgecomplete import ChatRequest, Message, Role, chat
+
+    request = ChatRequest(MODEL, [Message(Role.User, "Name a colour.")], maximum_tokens=10, temperature=0.0)
+    assert remote.backend.model_info(MODEL)["chat"] is True
+    # llama-server runs the GGUF's own Jinja template, which adds SmolLM's default system message;
+    # llama.cpp's built-in chatml (the local engine's) does not: the prompts differ, the engines not.
+    rendered = remote.apply_chat_template(MODEL, [{"role": "user", "content": "Name a colour."}])
+    assert rendered.startswith("<|im_start|>system\nYou are a helpful AI assistant named SmolLM")
+    here = local.complete(chat.as_completion(request, rendered), MODEL).completions[0].completion
+    assert remote.chat(request, MODEL).message.content == here

@@ -4,6 +4,9 @@ table is the support table; the CLI on a remote engine."""
 
 import json
 import re
+import shutil
+import ssl
+import subprocess
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -26,6 +29,7 @@ class Scripted(BaseHTTPRequestHandler):
     def do_POST(self):
         self.rfile.read(int(self.headers.get("content-length", 0)))
         self.server.seen.append(self.path)
+        self.server.authorization.append(self.headers.get("authorization"))
         status, body, delay = self.server.script.pop(0) if self.server.script else (200, {}, 0)
         time.sleep(delay)
         payload = json.dumps(body).encode()
@@ -45,15 +49,35 @@ class Scripted(BaseHTTPRequestHandler):
 @pytest.fixture
 def scripted():
     server = ThreadingHTTPServer(("127.0.0.1", 0), Scripted)
-    server.script, server.seen = [], []
+    server.script, server.seen, server.authorization = [], [], []
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     yield server
     server.shutdown()
 
 
-def url(server):
-    return f"http://127.0.0.1:{server.server_address[1]}"
+def url(server, scheme="http"):
+    return f"{scheme}://127.0.0.1:{server.server_address[1]}"
+
+
+@pytest.mark.skipif(shutil.which("openssl") is None, reason="openssl (to make a certificate) is not installed")
+def test_tls_and_bearer_tokens(scripted, tmp_path):
+    """https with a self-signed certificate: refused unless verify_ssl=False, as the Aleph
+    client's option says; the token goes as a bearer token."""
+    key, certificate = tmp_path / "key.pem", tmp_path / "cert.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out",
+                    str(certificate), "-days", "1", "-subj", "/CN=127.0.0.1"], check=True, capture_output=True)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(certificate, key)
+    scripted.socket = context.wrap_socket(scripted.socket, server_side=True)
+    request = TokenizationRequest("hi", False, True)
+    with Client(host=url(scripted, "https"), backend="aleph", token="s3cret") as strict:
+        with pytest.raises(RemoteError, match="CERTIFICATE_VERIFY_FAILED|certificate"):
+            strict.tokenize(request, MODEL)
+    scripted.script = [(200, {"token_ids": [7]}, 0)]
+    with Client(host=url(scripted, "https"), backend="aleph", token="s3cret", verify_ssl=False) as lenient:
+        assert lenient.tokenize(request, MODEL).token_ids == [7]
+    assert scripted.authorization[-1] == "Bearer s3cret"
 
 
 def test_idempotent_calls_are_retried_with_backoff_and_completions_are_not(scripted):
