@@ -34,9 +34,12 @@ def _is_number(value: Any) -> bool:
     return isinstance(value, Real) and not isinstance(value, bool) and math.isfinite(value)
 
 
+INT32_MAX = 2**31 - 1  # the C sampler's counts are 32-bit: every integer that crosses into C is checked
+
+
 def _int_at_least(field: str, value: Any, minimum: int) -> None:
-    if not _is_int(value) or value < minimum:
-        raise InvalidRequest(field, f"must be an integer >= {minimum}, got {value!r}")
+    if not _is_int(value) or not minimum <= value <= INT32_MAX:
+        raise InvalidRequest(field, f"must be an integer in [{minimum}, {INT32_MAX}], got {value!r:.60}")
 
 
 def _number_in(field: str, value: Any, low: Optional[float], high: Optional[float]) -> None:
@@ -134,8 +137,8 @@ def check_request(request: CompletionRequest, streamed: bool = False) -> None:
     _strings("steering_concepts", r.steering_concepts)
     _int_at_least("n", r.n, 1)
     if r.best_of is not None:
-        if not _is_int(r.best_of) or r.best_of < r.n:
-            raise InvalidRequest("best_of", f"must be an integer >= n ({r.n}), got {r.best_of!r}")
+        if not _is_int(r.best_of) or not r.n <= r.best_of <= INT32_MAX:
+            raise InvalidRequest("best_of", f"must be an integer in [n ({r.n}), {INT32_MAX}], got {r.best_of!r:.60}")
     if r.log_probs is not None:
         if not _is_int(r.log_probs) or not 0 <= r.log_probs <= MAX_LOG_PROBS:
             raise InvalidRequest("log_probs", f"must be an integer in [0, {MAX_LOG_PROBS}], got {r.log_probs!r}")

@@ -222,7 +222,12 @@ class Engine:
                 if not self.kv.fits(job.plan):
                     return
             self._waiting.pop(0)
-            self._active.append(self._start_request(job))
+            try:
+                request = self._start_request(job)
+            except Exception as error:  # fails this request (with its error), never the engine
+                job.close(error)
+                continue
+            self._active.append(request)
 
     def step(self) -> None:
         self._drop_cancelled()
@@ -243,11 +248,12 @@ class Engine:
     # ---- requests ---------------------------------------------------------------------------------
 
     def _start_request(self, job: Job) -> _Request:
+        # The C sequences first: a config the C side refuses fails the request before it holds cells.
+        sequences = [Sequence(self.model.vocabulary, config) for config in job.plan.samplers]
         lease = self.kv.lease(job.plan)
         prompt_length = len(job.plan.prompt_tokens)
         candidates = []
-        for index, (config, seq_id) in enumerate(zip(job.plan.samplers, lease.seq_ids)):
-            sequence = Sequence(self.model.vocabulary, config)
+        for index, (sequence, seq_id) in enumerate(zip(sequences, lease.seq_ids)):
             text = CandidateText(sequence, self.model.vocabulary)
             candidates.append(_Candidate(index, sequence, text, seq_id, next_position=prompt_length))
         self.prompt_tokens_reused += lease.reused_tokens

@@ -10,11 +10,13 @@ user's) between two steps.
 from __future__ import annotations
 
 import collections
+import logging
 import threading
 from concurrent.futures import Future
 from typing import Callable, List, Optional, Protocol, TypeVar
 
 T = TypeVar("T")
+log = logging.getLogger("edgecomplete")
 
 
 class Steppable(Protocol):
@@ -71,7 +73,7 @@ class LlamaThread:
                 call = self._calls.popleft() if self._calls else None
                 busy = [e for e in self._engines if e.has_work()]
                 for engine in busy:
-                    engine.admit()
+                    _guarded(engine.admit)
             if call is not None:
                 function, future = call
                 if future.set_running_or_notify_cancel():
@@ -80,7 +82,17 @@ class LlamaThread:
                     except BaseException as error:  # handed to the caller
                         future.set_exception(error)
             for engine in busy:
-                engine.step()
+                _guarded(engine.step)
+
+
+def _guarded(work: Callable[[], None]) -> None:
+    """An engine's admit or step: the engines fail their own requests on errors; anything that
+    still escapes is logged, and the thread goes on serving (a dead llama thread would leave every
+    waiting caller waiting)."""
+    try:
+        work()
+    except Exception:
+        log.exception("edgecomplete's llama thread: an engine failed outside a request; serving on")
 
 
 llama_thread = LlamaThread()

@@ -132,7 +132,7 @@ def test_chat_logprobs(remote):
 def test_errors_arrive_as_the_clients_exceptions(server, remote):
     with pytest.raises(openai.BadRequestError) as error:
         remote.completions.create(model=MODEL, prompt=PROMPT, max_tokens=-1)
-    assert error.value.body["param"] == "max_tokens" and "max_tokens: must be an integer >= 0" in error.value.message
+    assert error.value.body["param"] == "max_tokens" and "max_tokens: must be an integer in [0, " in error.value.message
     with pytest.raises(openai.BadRequestError, match="wat: is not a field"):
         remote.completions.create(model=MODEL, prompt=PROMPT, extra_body={"wat": 1})
     with pytest.raises(openai.BadRequestError, match="messages\\[0\\].role: must be one of"):

@@ -1,0 +1,40 @@
+"""No exception on the llama thread leaves a caller waiting: a request the C side cannot take
+fails with its error at once, and the engine goes on serving (issue 15's first probe:
+sequence_penalty_min_length=2**63 passed validation, then the llama thread raised OverflowError
+filling the C struct and the caller waited forever)."""
+
+import threading
+from dataclasses import replace
+
+import pytest
+
+from edgecomplete import CompletionRequest, InvalidRequest, Prompt, check_request
+from edgecomplete.plan import plan_completion
+
+from ..conftest import MODEL
+
+
+def test_the_probe_is_refused_at_validation_naming_the_field():
+    with pytest.raises(InvalidRequest, match=r"sequence_penalty_min_length: must be an integer in \[2, 2147483647\]"):
+        check_request(CompletionRequest(prompt=Prompt.from_text("Hi"), sequence_penalty_min_length=2**63))
+
+
+def test_a_request_the_c_side_refuses_fails_at_once_and_the_engine_goes_on(engine, client):
+    plan = plan_completion(CompletionRequest(prompt=Prompt.from_text("Hi"), maximum_tokens=3), engine.model)
+    broken = replace(plan, samplers=tuple(replace(s, sequence_min_length=2**63) for s in plan.samplers))
+    outcome = {}
+
+    def consume():
+        try:
+            list(engine.generate(broken))
+        except Exception as error:
+            outcome["error"] = error
+
+    reader = threading.Thread(target=consume)
+    reader.start()
+    reader.join(timeout=30)
+    assert not reader.is_alive(), "the caller was left waiting"
+    assert isinstance(outcome.get("error"), OverflowError)
+    assert engine.stats()["sequence_ids_in_use"] == 0  # nothing held by the failed request
+    answer = client.complete(CompletionRequest(prompt=Prompt.from_text("Hi"), maximum_tokens=3, minimum_tokens=3), MODEL)
+    assert answer.num_tokens_generated == 3
