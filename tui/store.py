@@ -54,7 +54,11 @@ class Store:
     def __init__(self, path: Path):
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
-        self._db = sqlite3.connect(str(path))
+        # Two UIs (or a UI and `edgecomplete chat`) may share the store: a writer waits for the
+        # other (busy_timeout), and with the write-ahead log a process killed mid-write leaves the
+        # last committed state whole.
+        self._db = sqlite3.connect(str(path), timeout=10.0)
+        self._db.execute("PRAGMA journal_mode = WAL")
         self._db.execute("PRAGMA foreign_keys = ON")
         self._db.executescript(SCHEMA)
         columns = {row[1] for row in self._db.execute("PRAGMA table_info(turns)")}

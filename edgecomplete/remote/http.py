@@ -89,7 +89,7 @@ class Http:
         """The JSON of each `data:` event of a streamed POST; `[DONE]` ends it. Closing the
         iterator closes the HTTP stream (the backend sees the client leave)."""
         try:
-            with self._sync.stream("POST", path, json=body) as response:
+            with self._sync.stream("POST", path, json=body, headers=_ONE_SHOT) as response:
                 if response.status_code >= 400:
                     response.read()
                     self._answer(response, path)
@@ -104,7 +104,7 @@ class Http:
 
     async def aevents(self, path: str, body: Mapping[str, Any]) -> AsyncIterator[Any]:
         try:
-            async with self._aclient().stream("POST", path, json=body) as response:
+            async with self._aclient().stream("POST", path, json=body, headers=_ONE_SHOT) as response:
                 if response.status_code >= 400:
                     await response.aread()
                     self._answer(response, path)
@@ -155,6 +155,9 @@ class Http:
 
 
 _DONE = object()
+# A stream's connection is not reused: llama-server closes it after a streamed answer without
+# saying so, and the next request sent on it would fail unanswered.
+_ONE_SHOT = {"Connection": "close"}
 
 
 def _event(line: str) -> Any:

@@ -9,11 +9,13 @@ for about 90 seconds. Only a full queue answers 503, with Retry-After.
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import json
 from typing import Any, AsyncIterator, Dict, Optional, Sequence
 
 import uvicorn
+from uvicorn.protocols.http.h11_impl import H11Protocol
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 
@@ -24,6 +26,8 @@ from ..validation import InvalidRequest
 
 API_VERSION = "1.19.0"  # the Aleph Alpha API version whose contract this server follows
 MAX_BODY_BYTES = 32 * 1024 * 1024  # a request body at most (prompts with images included)
+HEAD_SECONDS = 10.0  # a request's line and headers must arrive within this (slowloris)
+BODY_SECONDS = 60.0  # and its body within this
 
 
 class HttpError(Exception):
@@ -71,10 +75,14 @@ class Served:
         if declared is not None and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
             raise HttpError(413, "REQUEST_TOO_LARGE", f"the body is over {MAX_BODY_BYTES} bytes")
         data = bytearray()
-        async for part in request.stream():
-            data += part
-            if len(data) > MAX_BODY_BYTES:
-                raise HttpError(413, "REQUEST_TOO_LARGE", f"the body is over {MAX_BODY_BYTES} bytes")
+        try:
+            async with asyncio.timeout(BODY_SECONDS):  # a client that trickles its body is let go
+                async for part in request.stream():
+                    data += part
+                    if len(data) > MAX_BODY_BYTES:
+                        raise HttpError(413, "REQUEST_TOO_LARGE", f"the body is over {MAX_BODY_BYTES} bytes")
+        except TimeoutError:
+            raise HttpError(408, "REQUEST_TIMEOUT", f"the body did not arrive within {BODY_SECONDS:.0f} s") from None
         try:
             value = json.loads(bytes(data).decode("utf-8"))
         except UnicodeDecodeError as error:
@@ -162,6 +170,46 @@ def create_app(client: Client, models: Sequence[str], token: Optional[str] = Non
     return app
 
 
+class TimedH11(H11Protocol):
+    """uvicorn's HTTP/1.1 protocol, which also closes a connection whose request line and headers
+    do not arrive within HEAD_SECONDS (uvicorn times out idle keep-alive connections, not slow
+    ones): a slowloris client holds a connection for that long at most, never a request slot."""
+
+    _head_timer: Optional[asyncio.TimerHandle] = None
+
+    def connection_made(self, transport) -> None:
+        super().connection_made(transport)
+        self._start_head_timer()
+
+    def data_received(self, data: bytes) -> None:
+        waiting_for_head = self.cycle is None or self.cycle.response_complete
+        if waiting_for_head and self._head_timer is None:
+            self._start_head_timer()  # a new request on a kept-alive connection
+        super().data_received(data)
+        if self.cycle is not None and not self.cycle.response_complete and self._head_timer is not None:
+            self._head_timer.cancel()  # its head is in: the app has it
+            self._head_timer = None
+
+    def connection_lost(self, exc) -> None:
+        if self._head_timer is not None:
+            self._head_timer.cancel()
+        super().connection_lost(exc)
+
+    def _start_head_timer(self) -> None:
+        self._head_timer = self.loop.call_later(HEAD_SECONDS, self._head_too_slow)
+
+    def _head_too_slow(self) -> None:
+        self._head_timer = None
+        if self.cycle is None or self.cycle.response_complete:
+            self.transport.close()
+
+
+def server_config(app, host: str, port: int, log_level: str = "info") -> uvicorn.Config:
+    """uvicorn's settings for the app: slow heads and idle connections are let go."""
+    return uvicorn.Config(app, host=host, port=port, log_level=log_level, timeout_graceful_shutdown=5,
+                          http=TimedH11, timeout_keep_alive=5)
+
+
 class _Server(uvicorn.Server):
     """uvicorn's server, which also tells the app when it is asked to stop: uvicorn waits for
     open connections before it shuts down, and a stream only ends when its completion does."""
@@ -180,5 +228,4 @@ def serve(client: Client, models: Sequence[str], host: str = "127.0.0.1", port: 
     """Serve until interrupted (Ctrl+C, SIGTERM): streams in flight end (their requests are
     cancelled, their cells freed), then the server stops; the caller closes the client."""
     app = create_app(client, models, token)
-    config = uvicorn.Config(app, host=host, port=port, log_level=log_level, timeout_graceful_shutdown=5)
-    _Server(config, app.state.served).run()
+    _Server(server_config(app, host, port, log_level), app.state.served).run()

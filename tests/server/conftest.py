@@ -18,6 +18,7 @@ import pytest
 import uvicorn
 
 from edgecomplete.server import create_app
+from edgecomplete.server.app import server_config
 
 from ..conftest import MODEL, sigint_as_in_a_terminal
 
@@ -66,8 +67,7 @@ def stop_server(process) -> None:
 @contextmanager
 def app_server(client, token=None):
     """The server app over `client`, run by uvicorn on a thread of this process: its URL."""
-    server = uvicorn.Server(uvicorn.Config(create_app(client, [MODEL], token), host="127.0.0.1", port=free_port(),
-                                           log_level="warning"))
+    server = uvicorn.Server(server_config(create_app(client, [MODEL], token), "127.0.0.1", free_port(), "warning"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 30
