@@ -13,7 +13,7 @@ MAX_TOKENS ?= 50
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test bench clean
+.PHONY: run test bench sanitize clean
 
 $(STAMP): pyproject.toml setup.py $(wildcard csrc/*.c csrc/*.h csrc/*.py)
 	$(PYTHON) -m venv $(VENV)
@@ -30,6 +30,12 @@ test: $(STAMP)
 	$(BIN)/edgecomplete models pull gemma-3-270m
 	$(BIN)/python -m tests.servers.llama_server  # llama.cpp's llama-server, built once per machine
 	$(BIN)/python -m pytest -m "slow or not slow"
+	BIN=$(BIN) tests/hardening/sanitize.sh  # the C core under ASan + UBSan (about 90 s)
+
+# The C extension built with AddressSanitizer + UndefinedBehaviorSanitizer: the C-core tests and a
+# few hundred real completions with every feature; any report fails it.
+sanitize: $(STAMP)
+	BIN=$(BIN) tests/hardening/sanitize.sh
 
 bench: $(STAMP)
 	$(BIN)/python -m pip install -e '.[bench]'

@@ -13,7 +13,8 @@
 #include "internal.h"
 
 static bool starts_with(const char *text, int64_t n_text, const char *prefix, int64_t n_prefix) {
-    return n_text >= n_prefix && memcmp(text, prefix, (size_t)n_prefix) == 0;
+    /* memcmp of 0 bytes is still undefined with a NULL pointer (an empty text has none) */
+    return n_text >= n_prefix && (n_prefix == 0 || memcmp(text, prefix, (size_t)n_prefix) == 0);
 }
 
 /* Mark (in ws->mark, listing them in ws->kept) the tokens of v->sorted[first, last). */

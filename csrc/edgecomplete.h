@@ -45,6 +45,8 @@
 #define EC_RUNNING 0
 #define EC_END_OF_TEXT 1
 #define EC_STOP_SEQUENCE 2
+/* the sequence's constraints left no token: it cannot go on */
+#define EC_NO_TOKEN 3
 
 /* Message of the last error on this thread (empty when none). */
 const char *ec_last_error(void);
@@ -206,7 +208,7 @@ int32_t ec_sequence_generated(const ec_sequence *seq);
 
 typedef struct {
     int32_t token;          /* the sampled token */
-    int32_t status;         /* EC_RUNNING, EC_END_OF_TEXT or EC_STOP_SEQUENCE */
+    int32_t status;         /* EC_RUNNING, EC_END_OF_TEXT, EC_STOP_SEQUENCE or EC_NO_TOKEN (token -1) */
     int64_t text_length;    /* visible bytes so far (after a stop: up to its start) */
     int64_t stable_length;  /* visible bytes no stop sequence can cut any more */
     float logprob;          /* raw log-prob of token (NaN unless score or log_probs) */

@@ -428,6 +428,16 @@ static int check_step(ec_workspace *ws, ec_sequence *const *seqs, int32_t n_seqs
     return EC_OK;
 }
 
+/* A sequence whose constraints leave no token ends with EC_NO_TOKEN; the other rows of the step
+ * go on (one request's impossible constraints never fail the requests sharing its batch). */
+static int no_token(ec_step_result *result) {
+    memset(result, 0, sizeof *result);
+    result->token = -1;
+    result->status = EC_NO_TOKEN;
+    result->logprob = NAN;
+    return EC_OK;
+}
+
 int ec_sample_step(ec_workspace *ws, ec_sequence *const *seqs, int32_t n_seqs, float *logits,
                    int32_t n_rows, int32_t n_vocab, ec_step_result *results) {
     int rc = check_step(ws, seqs, n_seqs, logits, n_vocab, results);
@@ -437,6 +447,7 @@ int ec_sample_step(ec_workspace *ws, ec_sequence *const *seqs, int32_t n_seqs, f
     for (int32_t i = 0; i < n_seqs; i++) {
         float *row = logits + (size_t)i * (size_t)n_vocab;
         rc = sample_one(ws, seqs[i], row, row, n_vocab, &results[i]);
+        if (rc == EC_ERR_NO_CANDIDATES) rc = no_token(&results[i]);  /* this row only */
         if (rc != EC_OK) return rc;
     }
     return EC_OK;
@@ -448,6 +459,7 @@ int ec_sample_shared_row(ec_workspace *ws, ec_sequence *const *seqs, int32_t n_s
     if (rc != EC_OK) return rc;
     for (int32_t i = 0; i < n_seqs; i++) {
         rc = sample_one(ws, seqs[i], NULL, row, n_vocab, &results[i]);
+        if (rc == EC_ERR_NO_CANDIDATES) rc = no_token(&results[i]);
         if (rc != EC_OK) return rc;
     }
     return EC_OK;

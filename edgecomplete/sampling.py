@@ -18,6 +18,7 @@ from ._native import ffi, lib
 RUNNING = lib.EC_RUNNING
 END_OF_TEXT = lib.EC_END_OF_TEXT
 STOP_SEQUENCE = lib.EC_STOP_SEQUENCE
+NO_TOKEN = lib.EC_NO_TOKEN  # the sequence's constraints left no token to sample
 
 TOKEN_END_OF_GENERATION = lib.EC_TOKEN_END_OF_GENERATION
 TOKEN_SPECIAL = lib.EC_TOKEN_SPECIAL

@@ -30,7 +30,8 @@ from typing import Dict, Iterator, List, Optional, Tuple
 
 from ..backend import BusyError
 from ..plan import GenerationPlan, ImageSpan
-from ..sampling import END_OF_TEXT, STOP_SEQUENCE, Sampler, Sequence, StepResult
+from ..sampling import END_OF_TEXT, NO_TOKEN, STOP_SEQUENCE, Sampler, Sequence, StepResult
+from ..validation import InvalidRequest
 from .events import CandidatesDropped, EngineEvent, PromptEcho, SequenceFinished, TokenEntry, TokenSampled
 from .jobs import Job
 from .kv import KvCells, Lease
@@ -69,6 +70,7 @@ class _Request:
     prompt_in_cache: int = 0  # prompt tokens evaluated or reused
     prompt_scores: List[Tuple[float, Tuple[Tuple[int, float], ...]]] = field(default_factory=list)
     unranked_events: List[EngineEvent] = field(default_factory=list)  # best_of: until all ended
+    failed: bool = False  # ended by an error of its own (its other candidates' results are dropped)
 
     @property
     def plan(self) -> GenerationPlan:
@@ -413,6 +415,17 @@ class Engine:
         return PromptEcho(0, text, raw, tuple(entries))
 
     def _after_sample(self, request: _Request, candidate: _Candidate, result: StepResult) -> None:
+        if request.failed:
+            return
+        if result.status == NO_TOKEN:  # this request's constraints: it fails, the batch goes on
+            request.failed = True
+            self._end_request(request)
+            request.job.close(InvalidRequest(
+                "completion_bias_inclusion", "no token is left to generate: completion_bias_inclusion, "
+                "completion_bias_exclusion, logit_bias and minimum_tokens together exclude every token at "
+                f"step {candidate.sequence.generated + 1} (an allowed completion that an excluded one starts, "
+                "or that ends before minimum_tokens)"))
+            return
         plan = request.plan
         reason = _FINISH_REASONS.get(result.status)
         if reason is None and candidate.sequence.generated >= plan.maximum_tokens:

@@ -38,3 +38,26 @@ def test_a_request_the_c_side_refuses_fails_at_once_and_the_engine_goes_on(engin
     assert engine.stats()["sequence_ids_in_use"] == 0  # nothing held by the failed request
     answer = client.complete(CompletionRequest(prompt=Prompt.from_text("Hi"), maximum_tokens=3, minimum_tokens=3), MODEL)
     assert answer.num_tokens_generated == 3
+
+
+def test_constraints_that_leave_no_token_fail_their_request_only(client):
+    """Allowed only " the harbour", which the excluded " the" starts: no token is left. The
+    request sharing its decode batch completes as it does alone."""
+    import asyncio
+
+    from edgecomplete import AsyncClient
+
+    impossible = CompletionRequest(prompt=Prompt.from_text("The history of"), maximum_tokens=5,
+                                   completion_bias_inclusion=[" the harbour"], completion_bias_exclusion=[" the"])
+    fine = CompletionRequest(prompt=Prompt.from_text("The history of"), maximum_tokens=12, temperature=0.8, seed=3)
+    alone = client.complete(fine, MODEL)
+
+    async def together():
+        async with AsyncClient(client=client) as shared:
+            return await asyncio.gather(shared.complete(impossible, MODEL), shared.complete(fine, MODEL),
+                                        return_exceptions=True)
+
+    refused, answered = asyncio.run(together())
+    assert isinstance(refused, InvalidRequest) and refused.field == "completion_bias_inclusion"
+    assert "no token is left to generate" in str(refused)
+    assert answered == alone
