@@ -29,12 +29,20 @@ BATCH_SIZE = 512  # tokens per llama_decode at most (fewer when the context is s
 LLAMA_MAX_SEQ = 256  # llama.cpp's limit on sequence ids per context
 
 
-def check_context_options(context_length: Optional[int], max_sequences: int) -> None:
+MAX_THREADS = 512  # ggml's GGML_MAX_N_THREADS; far more than any CPU here has
+
+
+def check_context_options(context_length: Optional[int], max_sequences: int, threads: Optional[int] = None) -> None:
     """Refuse what llama.cpp would abort on (it asserts rather than fails). Its batch is at most
     the context length (causal attention needs no more), and the batch must hold one logits row
-    per sequence id: so the context must be at least as long as there are sequence ids."""
+    per sequence id: so the context must be at least as long as there are sequence ids. Threads
+    are bounded too (thousands of them bring the machine to a halt before anything fails)."""
     def is_int(value) -> bool:
         return isinstance(value, int) and not isinstance(value, bool)
+
+    if threads is not None and (not is_int(threads) or not 1 <= threads <= MAX_THREADS):
+        raise InvalidRequest("threads", f"must be an integer in [1, {MAX_THREADS}] (this machine has "
+                             f"{default_threads()} CPUs), got {threads!r}")
 
     most = LLAMA_MAX_SEQ - sequence_ids(0)
     if not is_int(max_sequences) or not 1 <= max_sequences <= most:
@@ -81,7 +89,7 @@ class LlamaModel:
         max_sequences: int = DEFAULT_MAX_SEQUENCES,
         flash_attention: Optional[bool] = None,
     ):
-        check_context_options(context_length, max_sequences)
+        check_context_options(context_length, max_sequences, threads)
         init_backend()
         self.path = Path(path)
         model_params = llama_cpp.llama_model_default_params()

@@ -95,7 +95,7 @@ class LocalBackend:
         concepts are kept (default: the data folder's). projectors: a vision projector (mmproj
         GGUF) per model name or path, over the one its registration names; projector: the one
         of every model loaded by path that `projectors` does not name."""
-        check_context_options(context_length, max_sequences)  # before any model is loaded
+        check_context_options(context_length, max_sequences, threads)  # before any model is loaded
         if max_waiting is not None and (not isinstance(max_waiting, int) or max_waiting < 0):
             raise InvalidRequest("max_waiting", f"must be None or an integer >= 0, got {max_waiting!r}")
         self._max_waiting = max_waiting

@@ -61,3 +61,12 @@ def test_constraints_that_leave_no_token_fail_their_request_only(client):
     assert isinstance(refused, InvalidRequest) and refused.field == "completion_bias_inclusion"
     assert "no token is left to generate" in str(refused)
     assert answered == alone
+
+
+@pytest.mark.parametrize("threads", [0, -1, 513, 5113, 2.5])
+def test_thread_counts_llama_cpp_cannot_use_are_refused_before_anything_loads(threads):
+    """--threads 5113 once made llama.cpp start thousands of threads (load average 1,700)."""
+    from edgecomplete import Client
+
+    with pytest.raises(InvalidRequest, match=r"threads: must be an integer in \[1, 512\]"):
+        Client(threads=threads)
