@@ -19,6 +19,7 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, Union
 
 from .completion import (CompletionRequest, CompletionResponse, CompletionResponseStreamItem, CompletionSummary,
                          StreamChunk, StreamSummary)
+from .errors import check_unicode, shown
 from .prompt import IMAGE_MARKER, Image, Prompt, with_images
 from .validation import InvalidRequest
 
@@ -54,10 +55,10 @@ class Message:
     def from_json(json: Any, index: int = 0) -> "Message":
         field = f"messages[{index}]"
         if not isinstance(json, Mapping):
-            raise InvalidRequest(field, f"must be an object with role and content, got {json!r}")
+            raise InvalidRequest(field, f"must be an object with role and content, got {shown(json)}")
         roles = ", ".join(role.value for role in (Role.System, Role.User, Role.Assistant))
         if json.get("role") not in (Role.System.value, Role.User.value, Role.Assistant.value):
-            raise InvalidRequest(f"{field}.role", f"must be one of {roles}, got {json.get('role')!r}")
+            raise InvalidRequest(f"{field}.role", f"must be one of {roles}, got {shown(json.get('role'))}")
         content = json.get("content")
         if isinstance(content, list):
             parts = []
@@ -68,10 +69,10 @@ class Message:
                     parts.append(_from_data_uri(part.get("image_url"), f"{field}.content"))
                 else:
                     raise InvalidRequest(f"{field}.content", f"parts must be {{\"type\": \"text\", \"text\": ...}} "
-                                         f"or {{\"type\": \"image_url\", ...}}, got {part!r:.120}")
+                                         f"or {{\"type\": \"image_url\", ...}}, got {shown(part)}")
             content = parts
         elif not isinstance(content, str):
-            raise InvalidRequest(f"{field}.content", f"must be a string or a list of text parts, got {content!r}")
+            raise InvalidRequest(f"{field}.content", f"must be a string or a list of text parts, got {shown(content)}")
         return Message(Role(json["role"]), content)
 
     @property
@@ -106,7 +107,7 @@ def _from_data_uri(image_url: Any, field: str) -> Image:
     """An image_url part's image: a data URI with base64 data (nothing is fetched or read)."""
     url = image_url.get("url") if isinstance(image_url, Mapping) else image_url
     if not isinstance(url, str):
-        raise InvalidRequest(field, f"image_url must be {{\"url\": \"data:image/...;base64,...\"}}, got {image_url!r:.80}")
+        raise InvalidRequest(field, f"image_url must be {{\"url\": \"data:image/...;base64,...\"}}, got {shown(image_url)}")
     header, _, data = url.partition(",")
     if not (header.startswith("data:") and header.endswith(";base64")):
         raise InvalidRequest(field, f"image_url: only data: URIs with base64 data are taken (edgecomplete fetches "
@@ -228,12 +229,20 @@ def sampling_fields(temperature: Optional[float], top_p: Optional[float], top_k:
     top_p = 1.0 if top_p is None else top_p
     top_k = 0 if top_k is None else top_k
     if not isinstance(temperature, (int, float)) or isinstance(temperature, bool):
-        raise InvalidRequest("temperature", f"must be a number, got {temperature!r}")
+        raise InvalidRequest("temperature", f"must be a number, got {shown(temperature)}")
     if not isinstance(top_p, (int, float)) or isinstance(top_p, bool):
-        raise InvalidRequest("top_p", f"must be a number in [0, 1], got {top_p!r}")
+        raise InvalidRequest("top_p", f"must be a number in [0, 1], got {shown(top_p)}")
     if temperature == 0:
         return {"temperature": 0.0, "top_k": 0, "top_p": 0.0}  # greedy, whatever top_k and top_p say
-    return {"temperature": float(temperature), "top_k": top_k, "top_p": 0.0 if top_p == 1 else float(top_p)}
+    return {"temperature": _float("temperature", temperature), "top_k": top_k,
+            "top_p": 0.0 if top_p == 1 else _float("top_p", top_p)}
+
+
+def _float(field: str, value: float) -> float:
+    try:
+        return float(value)
+    except OverflowError:  # an int past any float
+        raise InvalidRequest(field, f"must be a finite number, got {shown(value)}") from None
 
 
 def conversation(messages: Sequence[Union[Message, TextMessage]]) -> List[Dict[str, str]]:
@@ -243,6 +252,7 @@ def conversation(messages: Sequence[Union[Message, TextMessage]]) -> List[Dict[s
     rendered = []
     for message in messages:
         text = message.text if isinstance(message, Message) else message.content
+        check_unicode("messages", text)
         rendered.append({"role": Role(message.role).value, "content": text})
     return rendered
 

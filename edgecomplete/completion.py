@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, fields
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Union
 
+from .errors import InvalidRequest, shown
 from .prompt import Prompt
 
 # Keys a recorded API request carries besides the request's own fields.
@@ -162,20 +163,36 @@ class CompletionRequest:
     @staticmethod
     def from_json(json: Mapping[str, Any]) -> "CompletionRequest":
         """Parse an API request body; `model` and `stream` (transport keys) are ignored."""
+        if not isinstance(json, Mapping):
+            raise InvalidRequest("prompt", f"a completion request is a JSON object, got {shown(json)}")
         known = {f.name for f in fields(CompletionRequest)}
-        unknown = sorted(set(json) - known - _TRANSPORT_KEYS)
+        unknown = sorted(set(json) - known - _TRANSPORT_KEYS, key=str)
         if unknown:
-            raise ValueError(f"unknown completion request field(s): {', '.join(unknown)}")
+            raise InvalidRequest(str(unknown[0]), f"unknown completion request field(s): "
+                                 f"{', '.join(shown(name) for name in unknown[:5])}")
         values = {key: value for key, value in json.items() if key in known}
         if "prompt" not in values:
-            raise ValueError("prompt: a completion request needs a prompt")
+            raise InvalidRequest("prompt", "a completion request needs a prompt")
         values["prompt"] = Prompt.from_json(values["prompt"])
         if values.get("logit_bias") is not None:
-            try:
-                values["logit_bias"] = {int(token): bias for token, bias in values["logit_bias"].items()}
-            except (AttributeError, TypeError, ValueError):
-                raise ValueError(f"logit_bias: must map token ids to numbers, got {values['logit_bias']!r:.80}") from None
+            values["logit_bias"] = _token_keys(values["logit_bias"])
         return CompletionRequest(**values)
+
+
+def _token_keys(bias: Any) -> Dict[int, Any]:
+    """logit_bias as JSON has it (token ids as decimal strings) with int keys; validation checks
+    the ids and the values."""
+    if not isinstance(bias, Mapping):
+        raise InvalidRequest("logit_bias", f"must map token ids to numbers, got {shown(bias)}")
+    keyed = {}
+    for token, value in bias.items():
+        if isinstance(token, str) and token.isascii() and token.isdigit() and len(token) <= 10:
+            keyed[int(token)] = value
+        elif isinstance(token, int) and not isinstance(token, bool):
+            keyed[token] = value
+        else:
+            raise InvalidRequest("logit_bias", f"keys must be token ids (decimal integers), got {shown(token)}")
+    return keyed
 
 
 def _without_none(payload: Mapping[str, Any]) -> Dict[str, Any]:

@@ -16,6 +16,8 @@ from enum import Enum
 from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Union
 
+from .errors import InvalidRequest, shown
+
 
 class ControlTokenOverlap(Enum):
     """How a control that covers part of a token applies to it: proportionally or fully."""
@@ -312,22 +314,25 @@ class Prompt:
     @staticmethod
     def from_json(items_json: Union[str, Sequence[Mapping[str, Any]]]) -> "Prompt":
         """A prompt from the API's JSON: a list of items, or a plain string (one Text). Anything
-        else raises ValueError naming the prompt and the item."""
+        else raises InvalidRequest naming the prompt and the item."""
         if isinstance(items_json, str):
             return Prompt.from_text(items_json)
         if not isinstance(items_json, list):
-            raise ValueError(f"prompt: must be a string or a list of items, got {type(items_json).__name__}")
+            raise InvalidRequest("prompt", f"must be a string or a list of items, got {type(items_json).__name__}")
         parsers = {"text": Text.from_json, "token_ids": Tokens.from_json, "image": Image.from_json}
         items = []
         for position, item in enumerate(items_json):
             if not isinstance(item, dict):
-                raise ValueError(f"prompt: item {position} must be an object, got {item!r:.80}")
+                raise InvalidRequest("prompt", f"item {position} must be an object, got {shown(item)}")
             kind = item.get("type")
-            if kind not in parsers:
-                raise ValueError(f"prompt: item {position} has unknown item type {kind!r}; allowed: text, "
-                                 "token_ids, image")
+            if not isinstance(kind, str) or kind not in parsers:
+                raise InvalidRequest("prompt", f"item {position} has unknown item type {shown(kind)}; allowed: "
+                                     "text, token_ids, image")
             try:
                 items.append(parsers[kind](item))
-            except (KeyError, TypeError, AttributeError, ValueError) as error:
-                raise ValueError(f"prompt: item {position} ({kind}) is malformed: {error!r:.120}") from None
+            except InvalidRequest:
+                raise
+            except (KeyError, TypeError, AttributeError, ValueError, RecursionError) as error:
+                raise InvalidRequest("prompt", f"item {position} ({kind}) is malformed: "
+                                     f"{type(error).__name__} {shown(str(error))}") from None
         return Prompt(items)

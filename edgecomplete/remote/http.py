@@ -97,6 +97,9 @@ class Http:
                     event = _event(line)
                     if event is _DONE:
                         return
+                    if _is_error(event):
+                        raise RemoteError(f"{self.backend} backend {self.host}{path}: the stream failed: "
+                                          f"{_error_text(event)}")
                     if event is not None:
                         yield event
         except httpx.HTTPError as error:
@@ -112,6 +115,9 @@ class Http:
                     event = _event(line)
                     if event is _DONE:
                         return
+                    if _is_error(event):
+                        raise RemoteError(f"{self.backend} backend {self.host}{path}: the stream failed: "
+                                          f"{_error_text(event)}")
                     if event is not None:
                         yield event
         except httpx.HTTPError as error:
@@ -167,6 +173,17 @@ def _event(line: str) -> Any:
     if data == "[DONE]":
         return _DONE
     return json.loads(data) if data else None
+
+
+def _is_error(event: Any) -> bool:
+    """An error event of a stream that failed after its 200: OpenAI's (and vLLM's) {"error":
+    {...}}, or edgecomplete serve's Aleph-route {"type": "error", "error": ...}."""
+    return isinstance(event, dict) and "error" in event and event.get("type", "error") == "error"
+
+
+def _error_text(event: Dict[str, Any]) -> str:
+    error = event["error"]
+    return str(error.get("message") or error if isinstance(error, dict) else error)[:500]
 
 
 def _message(response: httpx.Response) -> str:

@@ -16,8 +16,8 @@ from ..evaluation import EvaluationRequest
 from ..steering import SteeringConceptCreationRequest
 from ..stream import fold
 from ..tokenization import DetokenizationRequest, TokenizationRequest
-from ..validation import InvalidRequest
-from .app import API_VERSION, event_stream, served_for, sse
+from ..validation import InvalidRequest, may_fail_at_first_step
+from .app import API_VERSION, aleph_error, event_stream, primed, served_for, sse
 
 
 def _bools(body: Dict[str, Any], *names: str) -> List[bool]:
@@ -60,8 +60,11 @@ def aleph_routes() -> APIRouter:
         if not isinstance(stream, bool):
             raise InvalidRequest("stream", f"must be true or false, got {stream!r}")
         completion = CompletionRequest.from_json(body)
-        # Validated and started before the 200 goes out: the stream has no error event.
+        # Validated and started (and its first step taken where that can fail) before the 200 goes
+        # out: the Aleph API has no error event (a later failure ends with edgecomplete's own).
         items = await served.backend.astream(completion, model, streamed=stream)
+        if may_fail_at_first_step(completion):
+            items = await primed(items)
         if not stream:
             try:
                 return JSONResponse(fold([item async for item in items]).to_json())
@@ -74,7 +77,7 @@ def aleph_routes() -> APIRouter:
                     yield sse(item.to_json())
             finally:
                 await items.aclose()
-        return event_stream(served, events())
+        return event_stream(served, events(), lambda error: sse({"type": "error", **aleph_error(error)}))
 
     @router.post("/evaluate")
     async def evaluate(request: Request):

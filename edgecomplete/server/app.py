@@ -12,7 +12,9 @@ from __future__ import annotations
 import asyncio
 import hmac
 import json
-from typing import Any, AsyncIterator, Dict, Optional, Sequence
+import logging
+import math
+from typing import Any, AsyncIterator, Callable, Dict, List, Optional, Sequence
 
 import uvicorn
 from uvicorn.protocols.http.h11_impl import H11Protocol
@@ -23,6 +25,8 @@ from ..backend import BusyError
 from ..client import AsyncClient, Client
 from ..models import ModelError
 from ..validation import InvalidRequest
+
+log = logging.getLogger("edgecomplete.server")
 
 API_VERSION = "1.19.0"  # the Aleph Alpha API version whose contract this server follows
 MAX_BODY_BYTES = 32 * 1024 * 1024  # a request body at most (prompts with images included)
@@ -84,14 +88,24 @@ class Served:
         except TimeoutError:
             raise HttpError(408, "REQUEST_TIMEOUT", f"the body did not arrive within {BODY_SECONDS:.0f} s") from None
         try:
-            value = json.loads(bytes(data).decode("utf-8"))
+            value = json.loads(bytes(data).decode("utf-8"), parse_int=_json_int)
         except UnicodeDecodeError as error:
             raise HttpError(400, "INVALID_REQUEST", f"the body is not UTF-8 ({error.reason} at byte {error.start})")
         except json.JSONDecodeError as error:
             raise HttpError(400, "INVALID_REQUEST", f"the body is not JSON: {error}")
+        except RecursionError:
+            raise HttpError(400, "INVALID_REQUEST", "the body nests deeper than the JSON parser allows") from None
         if not isinstance(value, dict):
             raise HttpError(400, "INVALID_REQUEST", f"the body must be a JSON object, got {type(value).__name__}")
         return value
+
+
+def _json_int(digits: str) -> Any:
+    """An integer of the body; one past Python's int-to-str limit (4,300 digits, far past any
+    field's range) becomes an infinity, which validation refuses naming its field."""
+    if len(digits) <= 4000:
+        return int(digits)
+    return -math.inf if digits.startswith("-") else math.inf
 
 
 def served_for(request: Request) -> Served:
@@ -106,15 +120,52 @@ def sse(value: Any) -> bytes:
     return f"data: {json.dumps(value, ensure_ascii=False)}\n\n".encode("utf-8")
 
 
-def event_stream(served: Served, events: AsyncIterator[bytes]) -> StreamingResponse:
+async def primed(items: AsyncIterator[Any]) -> "Primed":
+    """`items` with its first item awaited now, so that a request failing at its first step
+    (completion-bias constraints that leave no token) is refused before the 200 goes out."""
+    try:
+        head = [await items.__anext__()]
+    except StopAsyncIteration:
+        head = []
+    except BaseException:
+        await items.aclose()
+        raise
+    return Primed(head, items)
+
+
+class Primed:
+    """The items already taken, then the rest; closing it closes `items` (started or not)."""
+
+    def __init__(self, head: List[Any], items: AsyncIterator[Any]):
+        self.head, self.items = head, items
+
+    def __aiter__(self) -> "Primed":
+        return self
+
+    async def __anext__(self) -> Any:
+        if self.head:
+            return self.head.pop(0)
+        return await self.items.__anext__()
+
+    async def aclose(self) -> None:
+        await self.items.aclose()
+
+
+def event_stream(served: Served, events: AsyncIterator[bytes],
+                 error_event: Callable[[HttpError], bytes]) -> StreamingResponse:
     """`events` as server-sent events, flushed one by one. A client that goes away cancels the
-    stream and so closes `events` (which cancels its request); so does the server stopping."""
+    stream and so closes `events` (which cancels its request); so does the server stopping. A
+    request that fails after the 200 (a later step's constraints leave no token) ends its
+    stream with `error_event` of the error, as the status code it would have had."""
     async def until_stopped() -> AsyncIterator[bytes]:
         try:
             async for event in events:
                 if served.stopping:
                     break
                 yield event
+        except Exception as error:
+            log.warning("a stream failed after its 200: %s", error)
+            yield error_event(http_error(error))
         finally:
             await events.aclose()
     return StreamingResponse(until_stopped(), media_type="text/event-stream",
@@ -128,13 +179,32 @@ _OPENAI_TYPES = {400: "invalid_request_error", 401: "authentication_error", 404:
                  413: "invalid_request_error", 503: "server_busy"}
 
 
+def openai_error(error: HttpError) -> Dict[str, Any]:
+    return {"error": {"message": error.message, "type": _OPENAI_TYPES.get(error.status, "error"),
+                      "param": error.param, "code": error.code}}
+
+
+def aleph_error(error: HttpError) -> Dict[str, Any]:
+    return {"error": error.message, "code": error.code}
+
+
+def http_error(error: Exception) -> HttpError:
+    """The HttpError a route's exception answers with (what the exception handlers send)."""
+    if isinstance(error, HttpError):
+        return error
+    if isinstance(error, BusyError):
+        return HttpError(503, "QUEUE_FULL", str(error), headers={"Retry-After": str(error.retry_after)})
+    if isinstance(error, ModelError):
+        return HttpError(400, "MODEL_ERROR", str(error))
+    if isinstance(error, ValueError):
+        return HttpError(400, "INVALID_REQUEST", str(error),
+                         param=error.field if isinstance(error, InvalidRequest) else None)
+    return HttpError(500, "INTERNAL_ERROR", f"the request failed: {type(error).__name__}: {error}")
+
+
 def error_response(request: Request, error: HttpError) -> JSONResponse:
     path = request.url.path.removeprefix("/v1")
-    if path in OPENAI_PATHS:
-        body: Dict[str, Any] = {"error": {"message": error.message, "type": _OPENAI_TYPES.get(error.status, "error"),
-                                          "param": error.param, "code": error.code}}
-    else:
-        body = {"error": error.message, "code": error.code}
+    body = openai_error(error) if path in OPENAI_PATHS else aleph_error(error)
     return JSONResponse(body, status_code=error.status, headers=error.headers)
 
 
@@ -146,23 +216,12 @@ def create_app(client: Client, models: Sequence[str], token: Optional[str] = Non
     app = FastAPI(title="edgecomplete", docs_url=None, redoc_url=None, openapi_url=None)
     app.state.served = Served(client, models, token)
 
-    @app.exception_handler(HttpError)
-    async def refused(request: Request, error: HttpError) -> JSONResponse:
-        return error_response(request, error)
+    async def refused(request: Request, error: Exception) -> JSONResponse:
+        return error_response(request, http_error(error))
 
-    @app.exception_handler(ValueError)  # InvalidRequest and the data classes' from_json
-    async def invalid(request: Request, error: ValueError) -> JSONResponse:
-        param = error.field if isinstance(error, InvalidRequest) else None
-        return error_response(request, HttpError(400, "INVALID_REQUEST", str(error), param=param))
-
-    @app.exception_handler(ModelError)
-    async def model_error(request: Request, error: ModelError) -> JSONResponse:
-        return error_response(request, HttpError(400, "MODEL_ERROR", str(error)))
-
-    @app.exception_handler(BusyError)
-    async def busy(request: Request, error: BusyError) -> JSONResponse:
-        return error_response(request, HttpError(503, "QUEUE_FULL", str(error),
-                                                 headers={"Retry-After": str(error.retry_after)}))
+    # InvalidRequest and the data classes' from_json are ValueErrors
+    for kind in (HttpError, ValueError, ModelError, BusyError):
+        app.add_exception_handler(kind, refused)
 
     for routes in (aleph_routes(), openai_routes()):
         app.include_router(routes)  # the Aleph client appends the endpoint to its host: with and without /v1

@@ -24,8 +24,8 @@ from ..completion import (CompletionRequest, CompletionResponse, CompletionResul
                           StreamChunk, StreamSummary)
 from ..prompt import Prompt, Text
 from ..stream import fold
-from ..validation import InvalidRequest, candidate_count
-from .app import Served, event_stream, served_for, sse
+from ..validation import InvalidRequest, candidate_count, may_fail_at_first_step
+from .app import Served, event_stream, openai_error, primed, served_for, sse
 
 DONE = b"data: [DONE]\n\n"
 
@@ -166,6 +166,9 @@ class _Answer:
             try:
                 for request in requests:  # each validated before anything is sent
                     started.append(await self.served.backend.astream(request, self.model, streamed=self.stream))
+                for index, items in enumerate(list(started)):  # the first step, where it can fail
+                    if self.stream and may_fail_at_first_step(requests[index]):
+                        started[index] = await primed(items)  # closes `items` when it fails
             except BaseException:
                 for items in started:
                     await items.aclose()
@@ -177,7 +180,7 @@ class _Answer:
         if not self.stream:
             responses = await asyncio.gather(*(_folded(items) for items in started))
             return JSONResponse(self.whole(responses))
-        return event_stream(self.served, self.events(started))
+        return event_stream(self.served, self.events(started), lambda error: sse(openai_error(error)))
 
     def chunk(self, choices: List[Dict[str, Any]], usage: Optional[Dict[str, int]] = None) -> bytes:
         value: Dict[str, Any] = {"id": self.id, "object": self.chunk_name, "created": self.created,

@@ -59,7 +59,7 @@ PROMPT = Prompt.from_text("Hello")
          "must be a number in [-10.0, 10.0]"),
         ({"prompt": Prompt([Text("x", [TextControl(0, 1, 2.0)])])}, "prompt", "attention controls"),
         ({"prompt": Prompt([Tokens([1, 2], [TokenControl(0, 0.5)])])}, "prompt", "attention controls"),
-        ({"prompt": Prompt([Tokens([-4], [])])}, "prompt", ">= 0"),
+        ({"prompt": Prompt([Tokens([-4], [])])}, "prompt", "in [0, 2147483647]"),
         ({"prompt": "Hello"}, "prompt", "must be a Prompt"),
     ],
 )

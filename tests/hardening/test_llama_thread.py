@@ -40,27 +40,42 @@ def test_a_request_the_c_side_refuses_fails_at_once_and_the_engine_goes_on(engin
     assert answer.num_tokens_generated == 3
 
 
-def test_constraints_that_leave_no_token_fail_their_request_only(client):
-    """Allowed only " the harbour", which the excluded " the" starts: no token is left. The
-    request sharing its decode batch completes as it does alone."""
-    import asyncio
+def test_constraints_that_exclude_every_option_are_refused_at_validation():
+    with pytest.raises(InvalidRequest, match="completion_bias_inclusion: every option starts with a string of "
+                                             "completion_bias_exclusion"):
+        check_request(CompletionRequest(prompt=Prompt.from_text("Hi"), completion_bias_inclusion=[" the harbour"],
+                                        completion_bias_exclusion=[" the"]))
 
-    from edgecomplete import AsyncClient
 
-    impossible = CompletionRequest(prompt=Prompt.from_text("The history of"), maximum_tokens=5,
-                                   completion_bias_inclusion=[" the harbour"], completion_bias_exclusion=[" the"])
+def test_constraints_that_leave_no_token_fail_their_request_only(engine, client):
+    """Allowed only " the harbour", which the excluded " the" starts: no token is left at the
+    second step. Validation refuses that pair, so the plan is made without it (the C side's
+    EC_NO_TOKEN is the guard for what validation cannot foresee). The request sharing its decode
+    batch completes as it does alone."""
+    allowed = CompletionRequest(prompt=Prompt.from_text("The history of"), maximum_tokens=5,
+                                completion_bias_inclusion=[" the harbour"])
+    plan = plan_completion(allowed, engine.model)
+    impossible = replace(plan, samplers=tuple(replace(s, completion_bias_exclusion=(b" the",)) for s in plan.samplers))
     fine = CompletionRequest(prompt=Prompt.from_text("The history of"), maximum_tokens=12, temperature=0.8, seed=3)
     alone = client.complete(fine, MODEL)
+    outcome = {}
 
-    async def together():
-        async with AsyncClient(client=client) as shared:
-            return await asyncio.gather(shared.complete(impossible, MODEL), shared.complete(fine, MODEL),
-                                        return_exceptions=True)
+    def consume():
+        try:
+            list(engine.generate(impossible))
+        except Exception as error:
+            outcome["error"] = error
 
-    refused, answered = asyncio.run(together())
-    assert isinstance(refused, InvalidRequest) and refused.field == "completion_bias_inclusion"
+    reader = threading.Thread(target=consume)
+    reader.start()
+    answered = client.complete(fine, MODEL)
+    reader.join(timeout=30)
+    assert not reader.is_alive(), "the caller was left waiting"
+    refused = outcome.get("error")
+    assert isinstance(refused, InvalidRequest) and refused.field == "completion_bias_inclusion", refused
     assert "no token is left to generate" in str(refused)
     assert answered == alone
+    assert engine.stats()["sequence_ids_in_use"] == 0
 
 
 @pytest.mark.parametrize("threads", [0, -1, 513, 5113, 2.5])
