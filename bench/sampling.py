@@ -30,7 +30,7 @@ class SamplerClock:
 
     def __init__(self, engine):
         self.seconds = 0.0
-        for name in ("step", "step_shared"):
+        for name in ("step_drafts", "step_shared"):
             original = getattr(engine.sampler, name)
 
             def timed(*args, _original=original):

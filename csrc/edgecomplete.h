@@ -223,6 +223,15 @@ typedef struct {
 int ec_sample_step(ec_workspace *ws, ec_sequence *const *seqs, int32_t n_seqs, float *logits,
                    int32_t n_rows, int32_t n_vocab, ec_step_result *results);
 
+/* Speculative step: sequence i owns 1 + n_drafts[i] consecutive rows (its next token's, then
+ * one per drafted token; drafts holds every sequence's drafts one after the other). Each
+ * sequence samples its rows in order, as ec_sample_step would one step at a time, and stops at
+ * the first token that is not the draft at that place (or when it ends): n_sampled[i] tokens,
+ * results at the sequence's rows. */
+int ec_sample_drafts(ec_workspace *ws, ec_sequence *const *seqs, int32_t n_seqs,
+                     const int32_t *drafts, const int32_t *n_drafts, float *logits, int32_t n_rows,
+                     int32_t n_vocab, ec_step_result *results, int32_t *n_sampled);
+
 /* The first step of a request: every sequence samples from the same row
  * (the prompt's last logits), each from its own copy; the row is not modified. */
 int ec_sample_shared_row(ec_workspace *ws, ec_sequence *const *seqs, int32_t n_seqs,

@@ -453,6 +453,53 @@ int ec_sample_step(ec_workspace *ws, ec_sequence *const *seqs, int32_t n_seqs, f
     return EC_OK;
 }
 
+/* Speculation: sequence i owns 1 + n_drafts[i] consecutive rows, the rows of its next token and
+ * of its drafted tokens after it. Its rows are sampled in order, each exactly as a step of its
+ * own (same stages, same draw for the same step), until a sampled token differs from the draft
+ * at that place, the sequence ends, or its rows run out: a draft is accepted when the sequence
+ * samples it. For a drafted token (a draft distribution that is all on one token) this is the
+ * speculative-sampling rule, accept with probability p(draft) and else draw from p without the
+ * draft, taken with the step's own uniform: the text is the one decoding without drafts gives. */
+int ec_sample_drafts(ec_workspace *ws, ec_sequence *const *seqs, int32_t n_seqs,
+                     const int32_t *drafts, const int32_t *n_drafts, float *logits, int32_t n_rows,
+                     int32_t n_vocab, ec_step_result *results, int32_t *n_sampled) {
+    int rc = check_step(ws, seqs, n_seqs, logits, n_vocab, results);
+    if (rc != EC_OK) return rc;
+    if (n_seqs > 0 && (!n_drafts || !n_sampled))
+        return ec_fail(EC_ERR_ARGUMENT, "draft counts and sampled counts are required");
+    int64_t rows = 0;
+    for (int32_t i = 0; i < n_seqs; i++) {
+        if (n_drafts[i] < 0) return ec_fail(EC_ERR_ARGUMENT, "sequence %d has %d drafts", i, n_drafts[i]);
+        rows += 1 + (int64_t)n_drafts[i];
+    }
+    if (rows > n_rows)
+        return ec_fail(EC_ERR_ARGUMENT, "%lld rows needed for %d sequences and their drafts, %d given",
+                       (long long)rows, n_seqs, n_rows);
+    if (rows > n_seqs && !drafts) return ec_fail(EC_ERR_ARGUMENT, "drafts is NULL");
+    for (int64_t j = 0; j < rows - n_seqs; j++) /* all checked before any sequence changes */
+        if (drafts[j] < 0 || drafts[j] >= n_vocab)
+            return ec_fail(EC_ERR_ARGUMENT, "draft %lld: token %d outside the vocabulary [0, %d)",
+                           (long long)j, drafts[j], n_vocab);
+    int64_t first_row = 0, first_draft = 0;
+    for (int32_t i = 0; i < n_seqs; i++) {
+        const int32_t *draft = drafts ? drafts + first_draft : NULL;
+        int32_t r = 0;
+        for (;;) {
+            float *row = logits + (size_t)(first_row + r) * (size_t)n_vocab;
+            ec_step_result *result = &results[first_row + r];
+            rc = sample_one(ws, seqs[i], row, row, n_vocab, result);
+            if (rc == EC_ERR_NO_CANDIDATES) rc = no_token(result); /* this sequence only */
+            if (rc != EC_OK) return rc;
+            r++;
+            if (result->status != EC_RUNNING || r > n_drafts[i] || result->token != draft[r - 1]) break;
+        }
+        n_sampled[i] = r;
+        first_row += 1 + n_drafts[i];
+        first_draft += n_drafts[i];
+    }
+    return EC_OK;
+}
+
 int ec_sample_shared_row(ec_workspace *ws, ec_sequence *const *seqs, int32_t n_seqs,
                          const float *row, int32_t n_vocab, ec_step_result *results) {
     int rc = check_step(ws, seqs, n_seqs, row, n_vocab, results);

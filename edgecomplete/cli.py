@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, TypeVar
 
 from . import models
-from .completion import CompletionRequest, CompletionResult
+from .completion import CompletionRequest, CompletionResult, DecodeStats
 from .fields import REQUEST_FIELDS, RequestField
 from .plan import is_greedy, with_drawn_seed
 from .prompt import IMAGE_MARKER, Image, Prompt, with_images
@@ -153,7 +153,7 @@ def _complete(args: argparse.Namespace) -> int:
     if args.stream and not can_stream(request):  # said in the CLI's terms
         raise ValueError("--best-of cannot be streamed: every candidate must end before the best are "
                          "chosen; drop --stream or --best-of")
-    with Client(context_length=args.context_length, threads=args.threads,
+    with Client(context_length=args.context_length, threads=args.threads, speculation=args.speculation,
                 mmproj=projectors([args.model], [args.mmproj] if args.mmproj else []), **remote_options(args)) as client:
         # Started (validated, model loaded) before anything is printed.
         items = with_pulled_model(args.model, lambda: client.backend.stream(request, args.model, streamed=args.stream))
@@ -162,10 +162,13 @@ def _complete(args: argparse.Namespace) -> int:
             print(f"edgecomplete: note: at temperature 0 (greedy) all {many} candidates are the same text; "
                   "add --temperature (e.g. 0.8) for different ones", file=sys.stderr)
         if args.stream:
-            return _print_stream(items, args.json, request)
+            return _print_stream(items, args.json, request, args.verbose)
         response = fold(items)
+    if args.verbose:
+        _print_decode_stats(response.decode_stats, response.num_tokens_generated)
     if args.json:
-        print(json.dumps(_with_seed(response.to_json(), request), ensure_ascii=False, indent=2))
+        payload = _with_stats(_with_seed(response.to_json(), request), response.decode_stats)
+        print(json.dumps(payload, ensure_ascii=False, indent=2))
         return 0
     for index, result in enumerate(response.completions):
         _print_result(index, result, header=len(response.completions) > 1)
@@ -177,7 +180,22 @@ def _with_seed(payload: Mapping[str, Any], request: CompletionRequest) -> Mappin
     return payload if request.seed is None else {**payload, "seed": request.seed}
 
 
-def _print_stream(items, as_json: bool, request: CompletionRequest) -> int:
+def _with_stats(payload: Mapping[str, Any], stats: Optional[DecodeStats]) -> Mapping[str, Any]:
+    """--json output: how the local engine decoded the completion (not part of the Aleph API)."""
+    return payload if stats is None else {**payload, "decode_stats": stats.to_json()}
+
+
+def _print_decode_stats(stats: Optional[DecodeStats], generated: int) -> None:
+    """--verbose: how the completion was decoded (the local engine reports it)."""
+    if stats is None:
+        return
+    share = f" ({100 * stats.accepted_drafts / stats.drafted_tokens:.0f}%)" if stats.drafted_tokens else ""
+    print(f"edgecomplete: {generated} tokens in {stats.decode_steps} decode steps; speculation: "
+          f"{stats.drafted_tokens} drafted, {stats.accepted_drafts} accepted{share}, "
+          f"{stats.accepted_per_step:.2f} accepted per step", file=sys.stderr)
+
+
+def _print_stream(items, as_json: bool, request: CompletionRequest, verbose: bool = False) -> int:
     """--json: one stream item per line as it comes. Otherwise one completion's text as it is
     generated; several completions each whole, as they end, as without --stream."""
     from .completion import CompletionSummary, StreamChunk, StreamSummary
@@ -185,8 +203,12 @@ def _print_stream(items, as_json: bool, request: CompletionRequest) -> int:
 
     own: Dict[int, list] = {}  # each completion's items
     for item in items:
+        if verbose and isinstance(item, CompletionSummary):
+            _print_decode_stats(item.decode_stats, item.num_tokens_generated)
         if as_json:
-            payload = _with_seed(item.to_json(), request) if isinstance(item, CompletionSummary) else item.to_json()
+            payload = item.to_json()
+            if isinstance(item, CompletionSummary):
+                payload = _with_stats(_with_seed(payload, request), item.decode_stats)
             print(json.dumps(payload, ensure_ascii=False), flush=True)
             continue
         if isinstance(item, (StreamChunk, StreamSummary)):
@@ -250,7 +272,7 @@ def _serve(args: argparse.Namespace) -> int:
 
         backend = remote_backend(args.backend, args.protocol, args.backend_token)
     else:
-        backend = LocalBackend(context_length=args.context_length, threads=args.threads,
+        backend = LocalBackend(context_length=args.context_length, threads=args.threads, speculation=args.speculation,
                                max_sequences=args.max_sequences, max_waiting=args.max_waiting,
                                projectors=projectors(names, args.mmproj or []))
     with Client(backend=backend) as client:
@@ -374,7 +396,11 @@ def _version() -> str:
 def add_engine_flags(parser: argparse.ArgumentParser, remote: bool = True) -> None:
     parser.add_argument("--context-length", type=int, default=None, help="KV-cache size in tokens")
     parser.add_argument("--threads", type=int, default=None, help="CPU threads for llama.cpp")
-    parser.add_argument("--verbose", "-v", action="store_true", help="show llama.cpp's log on stderr")
+    parser.add_argument("--verbose", "-v", action="store_true",
+                        help="show llama.cpp's log on stderr, and how each completion was decoded")
+    parser.add_argument("--no-speculation", dest="speculation", action="store_false",
+                        help="decode one token per step (by default, tokens drafted from the request's own text "
+                             "are verified in the same step: the same text, faster where it repeats its context)")
     if remote:
         parser.add_argument("--host", default=None, metavar="URL",
                             help="a remote engine instead of the local one (http:// or https://)")

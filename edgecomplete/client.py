@@ -46,6 +46,9 @@ class Client:
         for the CPU backend; it is faster and rounds slightly differently).
     prefix_cache: keep the KV cells of finished requests for later prompts that start alike (the
         next turn of a chat evaluates only the new tokens); False evaluates every prompt in full.
+    speculation: draft tokens from each request's own text (prompt lookup) and verify them in
+        the decode batch, several tokens a step where the text repeats its context; the text is
+        the one without it. False decodes one token per step.
     mmproj: the vision projector (mmproj GGUF) of the models this client loads by path, so that
         their prompts may hold images; or a mapping from model (name or path) to its projector.
         A model registered with one (`edgecomplete models add NAME --gguf ... --mmproj ...`)
@@ -69,6 +72,7 @@ class Client:
         max_sequences: int = 16,
         flash_attention: Optional[bool] = None,
         prefix_cache: bool = True,
+        speculation: bool = True,
         mmproj: Optional[Union[str, Path, Mapping[str, Union[str, Path]]]] = None,
         backend: Optional[Union[Backend, str]] = None,
     ) -> None:
@@ -85,6 +89,7 @@ class Client:
 
             backend = LocalBackend(context_length=context_length, threads=threads, max_sequences=max_sequences,
                                    flash_attention=flash_attention, prefix_cache=prefix_cache,
+                                   speculation=speculation,
                                    projectors=mmproj if isinstance(mmproj, Mapping) else None,
                                    projector=None if isinstance(mmproj, Mapping) else mmproj)
         self.backend = backend

@@ -3,7 +3,8 @@
 - `Vocabulary`: every token's visible and raw bytes and flags, built once per model.
 - `SamplerConfig`: one candidate's sampling settings, resolved to token ids and bytes.
 - `Sequence`: one candidate's state in C (penalty counts, history, text, stop matcher, log-probs).
-- `Sampler.step`: one C call that samples every row of a decode step, in place on the logits.
+- `Sampler.step`: one C call that samples every row of a decode step, in place on the logits;
+  `Sampler.step_drafts` the same with drafted tokens to verify (speculation).
 - `Sampler.score_rows`: log-probs of given tokens under raw rows (echo), `Sampler.rank` (best_of).
 """
 
@@ -199,12 +200,18 @@ class StepResult:
 class Sampler:
     """Samples all rows of a decode step in one C call; owns the scratch buffers."""
 
-    def __init__(self, vocabulary: Vocabulary, max_rows: int):
+    def __init__(self, vocabulary: Vocabulary, max_rows: int, max_draft_rows: int = 0):
+        """max_rows: sequences in one step at most; max_draft_rows: drafted rows in one step at
+        most (step_drafts)."""
         self.vocabulary = vocabulary
         self._workspace = ffi.gc(_check_pointer(lib.ec_workspace_new(vocabulary.size)), lib.ec_workspace_free)
-        self._results = ffi.new("ec_step_result[]", max_rows)
+        self._results = ffi.new("ec_step_result[]", max_rows + max_draft_rows)
         self._handles = ffi.new("ec_sequence *[]", max_rows)
+        self._draft_counts = ffi.new("int32_t[]", max_rows)
+        self._sampled = ffi.new("int32_t[]", max_rows)
+        self._drafts = ffi.new("int32_t[]", max(max_draft_rows, 1))
         self.max_rows = max_rows
+        self.max_draft_rows = max_draft_rows
 
     def _prepare(self, sequences: Seq[Sequence]) -> int:
         n = len(sequences)
@@ -222,6 +229,31 @@ class Sampler:
         _check(lib.ec_sample_step(self._workspace, self._handles, n, logits, n_rows,
                                   self.vocabulary.size, self._results))
         return self._collect(n)
+
+    def step_drafts(self, sequences: Seq[Sequence], drafts: Seq[Seq[int]], logits_address: int,
+                    n_rows: int) -> List[List[StepResult]]:
+        """Speculation: sequences[i] owns 1 + len(drafts[i]) consecutive rows (its next token's,
+        then one per drafted token). Each samples its rows in order, exactly as one step at a
+        time would, until it samples a token other than the draft at that place or ends;
+        returns each sequence's sampled tokens (1 + its accepted drafts, fewer if it ended)."""
+        n = self._prepare(sequences)
+        if len(drafts) != n:
+            raise ValueError(f"{len(drafts)} draft lists for {n} sequences")
+        total = sum(len(d) for d in drafts)
+        if total > self.max_draft_rows:
+            raise ValueError(f"{total} drafted rows in one step, at most {self.max_draft_rows}")
+        flat = [token for draft in drafts for token in draft]
+        self._drafts[0:total] = flat
+        for i, draft in enumerate(drafts):
+            self._draft_counts[i] = len(draft)
+        _check(lib.ec_sample_drafts(self._workspace, self._handles, n, self._drafts, self._draft_counts,
+                                    ffi.cast("float *", logits_address), n_rows, self.vocabulary.size,
+                                    self._results, self._sampled))
+        sampled, row = [], 0
+        for i, draft in enumerate(drafts):
+            sampled.append([StepResult.from_native(self._results[row + j]) for j in range(self._sampled[i])])
+            row += 1 + len(draft)
+        return sampled
 
     def step_shared(self, sequences: Seq[Sequence], row_address: int) -> List[StepResult]:
         """Every sequence samples from the one logits row at `row_address` (left unmodified):

@@ -15,10 +15,11 @@ from .completion import (
     CompletionResponseStreamItem,
     CompletionResult,
     CompletionSummary,
+    DecodeStats,
     StreamChunk,
     StreamSummary,
 )
-from .engine.events import CandidatesDropped, EngineEvent, PromptEcho, SequenceFinished, TokenEntry, TokenSampled
+from .engine.events import CandidatesDropped, Decoded, EngineEvent, PromptEcho, SequenceFinished, TokenEntry, TokenSampled
 from .plan import GenerationPlan
 
 
@@ -53,6 +54,7 @@ class StreamBuilder:
         self.plan = plan
         self.model_version = model_version
         self.generated = 0
+        self.decode_stats: Optional[DecodeStats] = None
         self._text = [_utf8_decoder() for _ in plan.samplers]
         self._raw = [_utf8_decoder() for _ in plan.samplers]
 
@@ -72,6 +74,8 @@ class StreamBuilder:
             return items + [summary]
         if isinstance(event, CandidatesDropped):
             self.generated += event.generated
+        if isinstance(event, Decoded):
+            self.decode_stats = DecodeStats(event.decode_steps, event.drafted_tokens, event.accepted_drafts)
         return []
 
     def summary(self) -> CompletionSummary:
@@ -79,6 +83,7 @@ class StreamBuilder:
             optimized_prompt=self.plan.optimized_prompt,
             num_tokens_prompt_total=self.plan.num_tokens_prompt_total,
             num_tokens_generated=self.generated,
+            decode_stats=self.decode_stats,
         )
 
     def _chunk(self, index: int, text: bytes, raw: bytes, tokens: Sequence[TokenEntry],
@@ -158,4 +163,5 @@ def fold(items: Iterable[CompletionResponseStreamItem]) -> CompletionResponse:
         num_tokens_prompt_total=summary.num_tokens_prompt_total,
         num_tokens_generated=summary.num_tokens_generated,
         optimized_prompt=summary.optimized_prompt,
+        decode_stats=summary.decode_stats,
     )

@@ -54,22 +54,22 @@ def sampled_rows(engine, monkeypatch):
     call, copied before sampling changes them in place. A test that knows what the sampler saw
     can derive what it must pick on this machine, whatever this CPU's logits are."""
     sampler, n_vocab = engine.sampler, engine.model.vocab_size
-    step, step_shared = sampler.step, sampler.step_shared
+    step_drafts, step_shared = sampler.step_drafts, sampler.step_shared
     rows = []
 
     def copy(address, n_rows):
         return np.ctypeslib.as_array((ctypes.c_float * (n_rows * n_vocab)).from_address(address)) \
             .reshape(n_rows, n_vocab).copy()
 
-    def recording_step(sequences, logits_address, n_rows):
+    def recording_step(sequences, drafts, logits_address, n_rows):  # rows of drafts too (speculation)
         rows.append(copy(logits_address, n_rows))
-        return step(sequences, logits_address, n_rows)
+        return step_drafts(sequences, drafts, logits_address, n_rows)
 
     def recording_step_shared(sequences, row_address):
         rows.append(copy(row_address, 1))
         return step_shared(sequences, row_address)
 
-    monkeypatch.setattr(sampler, "step", recording_step)
+    monkeypatch.setattr(sampler, "step_drafts", recording_step)
     monkeypatch.setattr(sampler, "step_shared", recording_step_shared)
     return rows
 

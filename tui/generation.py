@@ -74,6 +74,7 @@ class Generation:
                                 frames.add(item.index, item.completion)
                         elif isinstance(item, CompletionSummary):
                             stats.prompt_tokens = item.num_tokens_prompt_total // candidate_count(self.request)
+                            stats.decode_stats = item.decode_stats
                 finally:
                     frames.flush()
                 self.response = fold_stream(items)

@@ -7,6 +7,8 @@ import time
 from dataclasses import dataclass
 from typing import Optional
 
+from edgecomplete import DecodeStats
+
 from .session import Session
 
 
@@ -23,11 +25,13 @@ class GenerationStats:
     running: bool = False
 
     streamed: bool = True  # best_of > 1 comes back whole: no time to first token
+    decode_stats: Optional[DecodeStats] = None  # of the last generation, when the local engine ran it
 
     def start(self, prompt_tokens: int, streamed: bool = True) -> None:
         self.prompt_tokens, self.generated = prompt_tokens, 0
         self.started, self.first_chunk, self.finished = time.perf_counter(), None, None
         self.running, self.streamed = True, streamed
+        self.decode_stats = None
 
     def chunk(self, tokens: int) -> None:
         if self.first_chunk is None:
@@ -49,11 +53,17 @@ class GenerationStats:
         self.prompt_tokens = response.get("num_tokens_prompt_total", 0) // candidates
         self.generated = response.get("num_tokens_generated", 0)
         self.first_chunk = self.finished = None
+        self.decode_stats = None
         return True
 
     @property
     def time_to_first_token(self) -> Optional[float]:
         return None if self.first_chunk is None or not self.streamed else self.first_chunk - self.started
+
+    @property
+    def accepted_per_step(self) -> Optional[float]:
+        """Drafted tokens accepted per decode step (speculation), once a generation reported it."""
+        return None if self.decode_stats is None else self.decode_stats.accepted_per_step
 
     @property
     def tokens_per_second(self) -> Optional[float]:

@@ -22,6 +22,7 @@ _EXPORTS = {
     "read_metadata": ".native",
     "on_llama_thread": ".thread",
     "CandidatesDropped": ".events",
+    "Decoded": ".events",
     "EngineEvent": ".events",
     "PromptEcho": ".events",
     "SequenceFinished": ".events",

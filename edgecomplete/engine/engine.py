@@ -10,6 +10,9 @@ Flow of one request (a Job):
    sample their first token from the prompt's last logits row (each from its own copy);
 4. every later step adds one entry per live candidate to the batch; one llama_decode serves all
    requests, and one C call samples every decode row and feeds each stop matcher;
+   speculation: a candidate whose text repeats its context adds the tokens that followed there
+   (drafts.py) after its entry, and keeps those it samples itself (one step yields several
+   tokens, the same tokens decoding without drafts yields); its rejected drafts' cells go;
 5. a candidate that ends drops out; with best_of, the candidates are ranked by mean raw log-prob
    once all have ended and only the best n are passed on;
 6. the cells of a finished single-candidate request stay in a prefix slot: a later prompt that
@@ -25,6 +28,7 @@ single-token batch can round differently from a larger one, and greedy ties are 
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field, replace
 from typing import Dict, Iterator, List, Optional, Tuple
 
@@ -32,7 +36,8 @@ from ..backend import BusyError
 from ..plan import GenerationPlan, ImageSpan
 from ..sampling import END_OF_TEXT, NO_TOKEN, STOP_SEQUENCE, Sampler, Sequence, StepResult
 from ..validation import InvalidRequest
-from .events import CandidatesDropped, EngineEvent, PromptEcho, SequenceFinished, TokenEntry, TokenSampled
+from .drafts import MAX_DRAFT, Drafter, DraftPolicy, PromptIndex
+from .events import CandidatesDropped, Decoded, EngineEvent, PromptEcho, SequenceFinished, TokenEntry, TokenSampled
 from .jobs import Job
 from .kv import KvCells, Lease
 from .llama import BatchEntry, LlamaModel
@@ -60,6 +65,10 @@ class _Candidate:
     next_token: int = -1  # sampled, to be evaluated in the next step
     evaluated: List[int] = field(default_factory=list)  # generated tokens in its KV cells
     done: bool = False
+    drafter: Optional[Drafter] = None  # speculation on
+    drafts: List[int] = field(default_factory=list)  # drafted after next_token, in this step's batch
+    draft_match: int = 0  # tokens before them that matched (DraftPolicy)
+    steps: int = 0  # decode steps that sampled it
 
 
 @dataclass
@@ -99,7 +108,7 @@ class _Batch:
     """One llama_decode's entries: a decode entry per live candidate first, then prompt chunks."""
 
     entries: List[BatchEntry] = field(default_factory=list)
-    decoding: List[Tuple[_Request, _Candidate]] = field(default_factory=list)
+    decoding: List[Tuple[_Request, _Candidate]] = field(default_factory=list)  # entries: next token + drafts
     prefills: List[Tuple[_Request, int, int]] = field(default_factory=list)  # request, first position, count
 
 
@@ -119,16 +128,22 @@ class Engine:
     """One loaded model and its requests; the llama thread runs its decode loop."""
 
     def __init__(self, model: LlamaModel, model_version: str, prefix_cache: bool = True,
-                 max_waiting: Optional[int] = None, projector: Optional[Projector] = None):
+                 max_waiting: Optional[int] = None, projector: Optional[Projector] = None,
+                 speculation: bool = True):
         """max_waiting: requests that may wait for admission at once; one more is refused with
         BusyError (None: no limit). projector: the model's vision projector, which encodes the
-        images of prompts."""
+        images of prompts. speculation: draft tokens from each request's own text and verify
+        them in the decode batch (the text is the same; False: one token per step)."""
         self.model = model
+        # Rows of a step that may carry drafts: as many as decode exactly like single rows here
+        # (LlamaModel.rows_exact_in_batch); with one, no speculation.
+        self.speculation_rows = on_llama_thread(lambda: model.rows_exact_in_batch(1 + MAX_DRAFT)) if speculation else 1
         self.projector = projector
         self.images_encoded = 0
         self.max_waiting = max_waiting
         self.model_version = model_version
-        self.sampler = Sampler(model.vocabulary, model.max_sequences)
+        self.draft_policy = DraftPolicy(self.speculation_rows)
+        self.sampler = Sampler(model.vocabulary, model.max_sequences, max_draft_rows=self.speculation_rows)
         self.kv = KvCells(model, reuse_prefixes=prefix_cache)
         self._lock = llama_thread.lock
         self._waiting: List[Job] = []  # admission order
@@ -179,6 +194,7 @@ class Engine:
                 "prompt_tokens_evaluated": self.prompt_tokens_evaluated,
                 "prompt_tokens_reused": self.prompt_tokens_reused,
                 "images_encoded": self.images_encoded,
+                "speculation_rows": self.speculation_rows,
             }
         return on_llama_thread(read)
 
@@ -239,8 +255,11 @@ class Engine:
             batch = self._next_batch([r for r in group if r in self._active])  # one may have ended
             if not batch.entries:
                 return
+            started = time.perf_counter()
             rows = _Rows(self.model.decode(batch.entries), 4 * self.model.vocab_size)
-            self._sample_decoded(batch.decoding, rows)
+            if not batch.prefills:  # what a decode of this many rows costs, for DraftPolicy
+                self.draft_policy.record_decode(len(batch.entries), time.perf_counter() - started)
+            self._sample_decoded(batch, rows)
             self._advance_prompts(batch.prefills, rows)
         except Exception as error:  # keep serving: fail the requests in flight, not the engine
             for request in list(self._active):
@@ -254,10 +273,12 @@ class Engine:
         sequences = [Sequence(self.model.vocabulary, config) for config in job.plan.samplers]
         lease = self.kv.lease(job.plan)
         prompt_length = len(job.plan.prompt_tokens)
+        prompt_index = PromptIndex(job.plan.prompt_tokens) if self.speculation_rows > 1 else None
         candidates = []
         for index, (sequence, seq_id) in enumerate(zip(sequences, lease.seq_ids)):
             text = CandidateText(sequence, self.model.vocabulary)
-            candidates.append(_Candidate(index, sequence, text, seq_id, next_position=prompt_length))
+            drafter = Drafter(prompt_index) if prompt_index is not None else None
+            candidates.append(_Candidate(index, sequence, text, seq_id, next_position=prompt_length, drafter=drafter))
         self.prompt_tokens_reused += lease.reused_tokens
         return _Request(job, lease, candidates, prompt_in_cache=lease.reused_tokens)
 
@@ -340,7 +361,16 @@ class Engine:
         batch = _Batch()
         # a request of the group that is not prefilling is live and not paused (_steering_group)
         batch.decoding = [(r, c) for r in group if not r.prefilling for c in r.live]
-        batch.entries = [BatchEntry(c.next_token, c.next_position, c.seq_id, True) for _, c in batch.decoding]
+        spare_cells = self.kv.free_cells()  # rejected drafts beside other sequences are retired
+        for index, (request, candidate) in enumerate(batch.decoding):
+            # rows before this candidate's: those in the batch, and a next token per candidate after it
+            rows_before = len(batch.entries) + len(batch.decoding) - index - 1
+            candidate.drafts = self._drafts(request, candidate, rows_before, spare_cells)
+            spare_cells -= len(candidate.drafts)
+            position = candidate.next_position
+            batch.entries.append(BatchEntry(candidate.next_token, position, candidate.seq_id, True))
+            batch.entries += [BatchEntry(t, position + 1 + i, candidate.seq_id, True)
+                              for i, t in enumerate(candidate.drafts)]
         room = self.model.batch_size - len(batch.entries)
         for request in group:
             if room <= 0:
@@ -359,15 +389,41 @@ class Engine:
             room -= count
         return batch
 
-    def _sample_decoded(self, decoding: List[Tuple[_Request, _Candidate]], rows: _Rows) -> None:
+    def _drafts(self, request: _Request, candidate: _Candidate, rows_before: int, spare_cells: int) -> List[int]:
+        """Tokens to verify after the candidate's next one: what followed the latest earlier
+        occurrence of its ending, as many as DraftPolicy finds gainful in a step that holds
+        `rows_before` other rows, within the spare cells and what maximum_tokens leaves (each
+        row samples a token)."""
+        if candidate.drafter is None:
+            return []
+        left = request.plan.maximum_tokens - candidate.sequence.generated - 1
+        draft = candidate.drafter.draft(min(MAX_DRAFT, left, spare_cells))
+        count = self.draft_policy.choose(draft, candidate.drafter, rows_before) if draft.tokens else 0
+        candidate.draft_match = draft.match
+        return draft.tokens[:count]
+
+    def _sample_decoded(self, batch: _Batch, rows: _Rows) -> None:
+        """Every decoding candidate samples its next token's row, and then the rows of its drafts
+        as long as it samples the drafted token (Sampler.step_drafts)."""
+        decoding = batch.decoding
         if not decoding:
             return
-        for _, candidate in decoding:
-            candidate.next_position += 1
-            candidate.evaluated.append(candidate.next_token)
-        results = self.sampler.step([c.sequence for _, c in decoding], rows.take(len(decoding)), len(decoding))
-        for (request, candidate), result in zip(decoding, results):
-            self._after_sample(request, candidate, result)
+        generated = [c.sequence.generated for _, c in decoding]
+        n_rows = sum(1 + len(c.drafts) for _, c in decoding)
+        sampled = self.sampler.step_drafts([c.sequence for _, c in decoding], [c.drafts for _, c in decoding],
+                                           rows.take(n_rows), n_rows)
+        alone = len(decoding) == 1 and not batch.prefills
+        for (_, candidate), results in zip(decoding, sampled):  # the cells first: a request may end below
+            accepted = len(results) - 1  # each sampled token but the last was the next draft
+            candidate.evaluated += [candidate.next_token] + candidate.drafts[:accepted]  # in its cells now
+            candidate.next_position += 1 + accepted
+            candidate.steps += 1
+            self.kv.drop_drafts(candidate.seq_id, candidate.next_position, len(candidate.drafts) - accepted, alone)
+            if candidate.drafter is not None:
+                self.draft_policy.record(candidate.draft_match, candidate.drafter, len(candidate.drafts), accepted)
+        for (request, candidate), results, before in zip(decoding, sampled, generated):
+            for count, result in enumerate(results, start=before + 1):
+                self._after_sample(request, candidate, result, count)
 
     def _advance_prompts(self, prefills: List[Tuple[_Request, int, int]], rows: _Rows) -> None:
         """Prompt chunks are in: score them (echo with log_probs), and start the candidates of
@@ -402,7 +458,7 @@ class Engine:
             return
         results = self.sampler.step_shared([c.sequence for c in request.candidates], last_row)
         for candidate, result in zip(request.candidates, results):
-            self._after_sample(request, candidate, result)
+            self._after_sample(request, candidate, result, generated=1)
 
     def _prompt_echo(self, request: _Request) -> PromptEcho:
         vocabulary, prompt = self.model.vocabulary, request.plan.prompt_tokens
@@ -414,8 +470,9 @@ class Engine:
         raw = b"".join(vocabulary.piece(t, raw=True) for t in prompt)
         return PromptEcho(0, text, raw, tuple(entries))
 
-    def _after_sample(self, request: _Request, candidate: _Candidate, result: StepResult) -> None:
-        if request.failed:
+    def _after_sample(self, request: _Request, candidate: _Candidate, result: StepResult, generated: int) -> None:
+        """`result` is the candidate's token number `generated` (or that it has none)."""
+        if request.failed or candidate.done:
             return
         if result.status == NO_TOKEN:  # this request's constraints: it fails, the batch goes on
             request.failed = True
@@ -423,12 +480,12 @@ class Engine:
             request.job.close(InvalidRequest(
                 "completion_bias_inclusion", "no token is left to generate: completion_bias_inclusion, "
                 "completion_bias_exclusion, logit_bias and minimum_tokens together exclude every token at "
-                f"step {candidate.sequence.generated + 1} (an allowed completion that an excluded one starts, "
+                f"step {generated} (an allowed completion that an excluded one starts, "
                 "or that ends before minimum_tokens)"))
             return
         plan = request.plan
         reason = _FINISH_REASONS.get(result.status)
-        if reason is None and candidate.sequence.generated >= plan.maximum_tokens:
+        if reason is None and generated >= plan.maximum_tokens:
             reason = "maximum_tokens"
         text, entries = candidate.text.release(result, reason is not None, plan.want_token_entries)
         raw = self.model.vocabulary.piece(result.token, raw=True)
@@ -440,6 +497,8 @@ class Engine:
                 self._finish(request)
         else:
             candidate.next_token = result.token
+        if candidate.drafter is not None:
+            candidate.drafter.extend(result.token)
 
     def _emit(self, request: _Request, event: EngineEvent) -> None:
         if request.plan.ranked:
@@ -458,5 +517,8 @@ class Engine:
                 request.job.outbox.put(replace(event, index=rank_of[event.index]))
             dropped = [request.candidates[i] for i in order[request.plan.n :]]
             request.job.outbox.put(CandidatesDropped(len(dropped), sum(c.sequence.generated for c in dropped)))
+        drafters = [c.drafter for c in request.candidates if c.drafter is not None]
+        request.job.outbox.put(Decoded(sum(c.steps for c in request.candidates), sum(d.drafted for d in drafters),
+                                       sum(d.accepted for d in drafters)))
         self._end_request(request)
         request.job.close()

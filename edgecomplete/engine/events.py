@@ -2,7 +2,7 @@
 stream.py needs to build the API's stream items (no vocabulary, no model).
 
 Per candidate: an optional PromptEcho, then TokenSampled per generated token, then
-SequenceFinished. With best_of, CandidatesDropped closes the request's events.
+SequenceFinished. With best_of, CandidatesDropped follows; Decoded closes the request's events.
 """
 
 from __future__ import annotations
@@ -62,4 +62,14 @@ class CandidatesDropped:
     generated: int
 
 
-EngineEvent = Union[PromptEcho, TokenSampled, SequenceFinished, CandidatesDropped]
+@dataclass(frozen=True)
+class Decoded:
+    """Every candidate ended: the decode steps that sampled them, summed over candidates, the
+    tokens they drafted from their own text (speculation) and the drafts they sampled."""
+
+    decode_steps: int
+    drafted_tokens: int
+    accepted_drafts: int
+
+
+EngineEvent = Union[PromptEcho, TokenSampled, SequenceFinished, CandidatesDropped, Decoded]

@@ -199,6 +199,20 @@ class KvCells:
         self.model.copy_sequence(seq_id, self.retired_seq_id)
         self.model.drop_sequence(seq_id)
 
+    def drop_drafts(self, seq_id: int, start: int, count: int, alone: bool) -> None:
+        """A candidate's `count` rejected drafts, in its cells at positions from `start` on, go.
+        When its step decoded nothing else (`alone`), they are the cache's last cells: they are
+        freed, and llama.cpp places the next tokens in them again, in position order. Beside
+        other sequences they are retired instead (see `retire`): freed cells between other
+        sequences' cells would be taken out of position order."""
+        if count <= 0:
+            return
+        if alone:
+            self.model.truncate_sequence(seq_id, start)
+        else:
+            self.model.move_positions(seq_id, self.retired_seq_id, start)
+            self.retired_cells += count
+
     def _retire_slot(self, slot: PrefixSlot) -> None:
         if slot.tokens:
             self.retire(slot.seq_id)

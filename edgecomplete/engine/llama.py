@@ -240,6 +240,43 @@ class LlamaModel:
             )
         return ctypes.cast(llama_cpp.llama_get_logits(self._context), ctypes.c_void_p).value or 0
 
+    def rows_exact_in_batch(self, most: int) -> int:
+        """The largest number of rows (at most `most`) that one sequence can decode in one batch
+        and get, bit for bit, the logits that decoding them one at a time gives. On some models
+        and CPUs a batch of several rows takes other kernels (llama.cpp's repacked weights
+        multiply 4 rows at a time, e.g. Q4_K on AVX2) whose rounding differs; speculation
+        decodes at most this many rows in a step, so that its text is the one without it.
+        Call before anything else uses the context: it decodes on sequence 0 and empties it."""
+        tokens = [t for t in self.tokenize("one two three four five six seven eight nine ten eleven twelve "
+                                           "thirteen fourteen fifteen sixteen seventeen", parse_special=False)]
+        start = 4
+        most = min(most, self.batch_size, self.context_length - start)  # a small context: fewer
+        probe = tokens[start:start + most]
+        most = len(probe)
+        if most < 2:
+            return 1
+        row = 4 * self.vocab_size
+
+        def rows(address: int, count: int) -> bytes:
+            return ctypes.string_at(address, row * count)
+
+        try:
+            self.decode([BatchEntry(t, p, 0, False) for p, t in enumerate(tokens[:start])])
+            alone = b"".join(rows(self.decode([BatchEntry(t, start + i, 0, True)]), 1) for i, t in enumerate(probe))
+            exact = 1
+            for count in sorted({most, 8, 4, 3, 2}, reverse=True):
+                if count > most or count <= exact:
+                    continue
+                self.truncate_sequence(0, start)
+                batched = rows(self.decode([BatchEntry(t, start + i, 0, True) for i, t in enumerate(probe[:count])]),
+                               count)
+                if batched == alone[: row * count]:
+                    exact = count
+                    break
+            return exact
+        finally:
+            llama_cpp.llama_memory_clear(self._memory, True)
+
     def decode_embeddings(self, embeddings: np.ndarray, first_position: int, sequence: int,
                           logits_last: bool, non_causal: bool = False) -> int:
         """Evaluate rows of input embeddings (an image's, from its projector) at positions from
@@ -284,6 +321,12 @@ class LlamaModel:
     def drop_sequence(self, sequence: int) -> None:
         """Free the KV cells of `sequence` (cells shared with another sequence stay)."""
         llama_cpp.llama_memory_seq_rm(self._memory, sequence, -1, -1)
+
+    def move_positions(self, source: int, destination: int, start: int) -> None:
+        """Hand the cells of `source` at positions from `start` on to `destination` (they stay
+        occupied, where they are)."""
+        llama_cpp.llama_memory_seq_cp(self._memory, source, destination, start, -1)
+        llama_cpp.llama_memory_seq_rm(self._memory, source, start, -1)
 
     def truncate_sequence(self, sequence: int, end: int) -> None:
         """Free the cells of `sequence` at positions from `end` on (before a compaction only: it

@@ -87,6 +87,7 @@ class LocalBackend:
 
     def __init__(self, *, context_length: Optional[int] = None, threads: Optional[int] = None,
                  max_sequences: int = 16, flash_attention: Optional[bool] = None, prefix_cache: bool = True,
+                 speculation: bool = True,
                  max_waiting: Optional[int] = None, concepts: Optional[ConceptStore] = None,
                  projectors: Optional[Mapping[str, Union[str, Path]]] = None,
                  projector: Optional[Union[str, Path]] = None):
@@ -104,6 +105,7 @@ class LocalBackend:
         self._options = dict(context_length=context_length, threads=threads, max_sequences=max_sequences,
                              flash_attention=flash_attention)
         self._prefix_cache = prefix_cache
+        self._speculation = speculation
         self._projectors = {model: Path(path).expanduser() for model, path in (projectors or {}).items()}
         self._projector = Path(projector).expanduser() if projector is not None else None
         self._engines: Dict[str, Engine] = {}
@@ -120,7 +122,8 @@ class LocalBackend:
                 llama, projector = on_llama_thread(lambda: _load(path, mmproj, self._options))  # llama.cpp's thread
                 version = model if not models.is_gguf_path(model) else Path(path).stem
                 self._engines[model] = Engine(llama, model_version=version, prefix_cache=self._prefix_cache,
-                                              max_waiting=self._max_waiting, projector=projector)
+                                              max_waiting=self._max_waiting, projector=projector,
+                                              speculation=self._speculation)
                 self._steering[model] = SteeringVectors(llama, models.model_key(model, path), self.concepts)
             return self._engines[model]
 

@@ -344,7 +344,9 @@ def test_steering_commands_as_a_user_runs_them(tmp_path, client, smollm2_path):
     request = CompletionRequest(prompt=Prompt.from_text("My day was"), maximum_tokens=8,
                                 steering_concepts=[concept])
     with Client(backend=LocalBackend(concepts=ConceptStore(tmp_path / "data" / "steering"))) as here:
-        assert json.loads(steered.stdout) == here.complete(request, MODEL).to_json()
+        shown = json.loads(steered.stdout)
+        assert shown.pop("decode_stats")["decode_steps"] >= 1  # the CLI adds how it was decoded
+        assert shown == here.complete(request, MODEL).to_json()
     flipped = edgecomplete(*args, "--steering-strength", f"{concept}=-1", env=env)
     assert flipped.returncode == 0 and json.loads(flipped.stdout) != json.loads(steered.stdout)
     exported = edgecomplete("steering", "export", concept, "--model", MODEL, "-o", str(tmp_path / "c.gguf"), env=env)
@@ -381,3 +383,28 @@ def test_chat_image_command_sends_the_image_with_the_next_message(tmp_path, smol
     assert [item["type"] for item in request["prompt"]] == ["text", "image", "text"]
     refused = edgecomplete("chat", "--max-tokens", "3", env=env, input=f"/image {photo}\n")
     assert refused.returncode == 2 and "no vision projector" in refused.stderr
+
+
+REPEATING = ("Copy the list exactly.\nList: red, green, blue, yellow, purple, orange, black, white.\n"
+             "Copy: red, green, blue, yellow, purple, orange, black, white.\nCopy: red, green,")
+
+
+def test_decode_stats_show_with_verbose_and_json_and_no_speculation_drafts_nothing(smollm2_path):
+    args = ["complete", REPEATING, "--max-tokens", "40", "--minimum-tokens", "40", "--json"]
+    speculative = edgecomplete(*args, "--verbose")
+    assert speculative.returncode == 0, speculative.stderr
+    stats = json.loads(speculative.stdout)["decode_stats"]
+    assert stats["decode_steps"] + stats["accepted_drafts"] == 39  # the first token comes from the prompt's row
+    line = re.search(r"edgecomplete: 40 tokens in (\d+) decode steps; speculation: (\d+) drafted, (\d+) accepted",
+                     speculative.stderr)
+    assert line and [int(x) for x in line.groups()] == [stats["decode_steps"], stats["drafted_tokens"],
+                                                       stats["accepted_drafts"]]
+    plain = edgecomplete(*args, "--no-speculation")
+    assert json.loads(plain.stdout)["decode_stats"] == {"decode_steps": 39, "drafted_tokens": 0, "accepted_drafts": 0}
+    assert json.loads(plain.stdout)["completions"] == json.loads(speculative.stdout)["completions"]
+    streamed = edgecomplete(*args, "--stream", "--verbose")
+    summary = json.loads(streamed.stdout.splitlines()[-1])
+    assert summary["type"] == "completion_summary"
+    # how many drafts a step verifies follows measured decode times: the counts may vary, their sum not
+    assert summary["decode_stats"]["decode_steps"] + summary["decode_stats"]["accepted_drafts"] == 39
+    assert "speculation:" in streamed.stderr

@@ -46,3 +46,20 @@ def test_gemma_samples_candidates_with_penalties_and_stops(gemma):
     for result in first.completions:
         assert "\n\n" not in result.completion
         assert result.finish_reason in ("maximum_tokens", "end_of_text", "stop_sequence_reached")
+
+
+def test_gemma_with_speculation_gives_the_text_without_it(gemma):
+    """Sliding-window layers and a probe that allows few rows (Q4_K weights multiply 4 rows at a
+    time with other rounding on some CPUs): drafts still give the same greedy text and log-probs."""
+    client, _ = gemma
+    prompt = ("Colours: red, green, blue, yellow, purple, orange.\nThe same colours again: red, green, blue, "
+              "yellow, purple, orange.\nThe same colours again:")
+    request = CompletionRequest(prompt=Prompt.from_text(prompt), maximum_tokens=40, minimum_tokens=40, log_probs=2)
+    with Client(flash_attention=True, speculation=False) as plain:
+        ours = plain.complete(request, model=MODEL)
+    theirs = client.complete(request, model=MODEL)
+    assert theirs.completions == ours.completions
+    rows = client.backend.engine(MODEL).speculation_rows
+    assert rows >= 1 and theirs.decode_stats.decode_steps + theirs.decode_stats.accepted_drafts == 39
+    if rows > 1:  # drafts were verified (the colours repeat)
+        assert theirs.decode_stats.accepted_drafts > 0

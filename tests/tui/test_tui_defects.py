@@ -426,3 +426,14 @@ def test_a_reopened_chat_shows_its_context_and_f2_highlights_the_model(run_ui):
         listed = app.screen.query_one("#model-list")
         assert listed.get_option_at_index(listed.highlighted).id == MODEL
     run_ui(second)
+
+
+def test_the_numbers_bar_shows_the_drafts_accepted_per_step(run_ui):
+    async def scenario(pilot, app):
+        set_param(app, "maximum_tokens", "12")
+        await send(pilot, app, "Say: one two three, one two three, one two three")
+        stats = app.stats.decode_stats
+        assert stats is not None and stats.decode_steps >= 1
+        app.stats_bar.show()
+        assert f"drafts +{stats.accepted_per_step:.1f}/step" in shown(app.stats_bar)
+    run_ui(scenario)

@@ -12,6 +12,7 @@ import sqlite3
 import subprocess
 import sys
 import time
+import uuid
 
 import pytest
 
@@ -54,7 +55,9 @@ def terminal(tmp_path, smollm2_path):
     config = tmp_path / "tui.toml"
     config.write_text("[defaults]\nmaximum_tokens = 3\n")
     data = tmp_path / "data"
-    term = Terminal(f"edgecomplete-test-{os.getpid()}")
+    # A socket per test: kill-server returns before the old server is gone, and a busy machine
+    # then refused the next test's session on the same socket ("duplicate session").
+    term = Terminal(f"edgecomplete-test-{os.getpid()}-{uuid.uuid4().hex[:8]}")
     env = {"EDGECOMPLETE_DATA": str(data), "EDGECOMPLETE_CONFIG": str(config), "TERM": "xterm-256color"}
     options = [arg for name, value in env.items() for arg in ("-e", f"{name}={value}")]
     term.tmux("-f", "/dev/null", "new-session", "-d", "-s", "ui", "-x", "120", "-y", "36", *options,

@@ -33,11 +33,15 @@ class StatsBar(Static):
         rate = "–" if s.tokens_per_second is None else f"{s.tokens_per_second:.0f}"
         used = s.prompt_tokens + s.generated
         state = "generating" if s.running else "ready"
+        drafts = "" if s.accepted_per_step is None else f"+{s.accepted_per_step:.1f}"
         model = os.path.basename(self.model) or self.model  # a model given as a path: its file name
         if self.size.width >= 100:
-            text = (f"{model}  {state}  │ TTFT {ttft} │ {rate} tok/s │ prompt {s.prompt_tokens} │ "
+            speculation = f" │ drafts {drafts}/step" if drafts else ""
+            text = (f"{model}  {state}  │ TTFT {ttft} │ {rate} tok/s{speculation} │ prompt {s.prompt_tokens} │ "
                     f"generated {s.generated} │ ctx {gauge(used, s.context_length)} {used}/{s.context_length}")
         else:  # 80 columns
-            text = (f"{model} {'…' if s.running else '✓'}│TTFT {ttft}│{rate} tok/s│prompt {s.prompt_tokens}│"
-                    f"gen {s.generated}│ctx {gauge(used, s.context_length, 6)} {used}/{s.context_length}")
+            head = f"{model} {'…' if s.running else '✓'}│TTFT {ttft}│{rate} tok/s"
+            tail = f"│prompt {s.prompt_tokens}│gen {s.generated}│ctx {gauge(used, s.context_length, 6)} {used}/{s.context_length}"
+            speculation = f"│{drafts}/step" if drafts else ""
+            text = head + (speculation if len(head + speculation + tail) <= self.size.width else "") + tail
         self.update(text, layout=False)  # one line, always

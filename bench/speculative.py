@@ -1,0 +1,120 @@
+"""Speculative decoding: greedy tokens/s on tasks that quote their input, and on one that does not.
+
+Per model and task, in one run, interleaved: edgecomplete (speculation on, its default),
+edgecomplete without speculation, llama-cpp-python's create_completion, and llama-cpp-python with
+its own prompt-lookup decoding (`LlamaPromptLookupDecoding`, its defaults: n-grams up to 2, 10
+tokens a draft). Flash attention on for all (llama.cpp's choice for the CPU), no prompt cache,
+same GGUF, prompt and threads. Targets (issue 16): on the quoting tasks >= 1.5x plain
+llama-cpp-python and >= 1.2x its prompt lookup; on the free story >= 0.97x edgecomplete
+without speculation. Also prints the acceptance rate (accepted / drafted), drafts accepted per
+decode step, and whether the greedy text with speculation is the one without it.
+
+    python -m bench.speculative [--models smollm2-135m gemma-3-270m] [--tokens 256] [--repeats 3]
+"""
+
+from __future__ import annotations
+
+from llama_cpp.llama_speculative import LlamaPromptLookupDecoding
+
+from edgecomplete import Client, CompletionRequest, Prompt
+
+from .common import arguments, interleaved_rates, model_path, print_table, reference_llama, save
+
+PARAGRAPH = (
+    "The old harbour town grew rich on the salt trade. Every spring the merchants sailed north with "
+    "barrels of salt and came back with timber, wool and news. They built tall houses along the river, "
+    "each with a crane under its gable to lift goods from the boats straight into the attic. When the "
+    "salt trade moved to the new port in the south, the cranes fell silent, the attics filled with "
+    "dust, and the town slowly turned to fishing."
+)
+RECORDS = "\n".join(
+    f"- name: {name}; city: {city}; born: {year}; occupation: {job}"
+    for name, city, year, job in [
+        ("Ada Lovelace", "London", 1815, "mathematician"), ("Carl Gauss", "Brunswick", 1777, "mathematician"),
+        ("Marie Curie", "Warsaw", 1867, "physicist"), ("Alan Turing", "London", 1912, "computer scientist"),
+        ("Emmy Noether", "Erlangen", 1882, "mathematician"), ("Niels Bohr", "Copenhagen", 1885, "physicist"),
+    ]
+)
+CODE = (
+    "class Shape:\n    def area(self):\n        raise NotImplementedError\n\n\n"
+    "class Square(Shape):\n    def __init__(self, side):\n        self.side = side\n\n"
+    "    def area(self):\n        return self.side * self.side\n\n    def __repr__(self):\n"
+    "        return f\"Square(side={self.side})\"\n\n\n"
+    "class Rectangle(Shape):\n    def __init__(self, width, height):\n        self.width = width\n"
+    "        self.height = height\n\n    def area(self):\n        return self.width * self.height\n\n"
+    "    def __repr__(self):\n        return f\"Rectangle(width={self.width}, height={self.height})\"\n\n\n"
+    "class Circle(Shape):\n"
+)
+TASKS = {
+    "rewrite": f"{PARAGRAPH}\n\nThe same paragraph again, with 'harbour' spelled 'harbor':\n\n",
+    "extract": f"People:\n{RECORDS}\n\nThe same people as a table with the columns name | city | born:\n\n",
+    "code": CODE,
+    "quote": f"Passage: {PARAGRAPH}\n\nQuestion: What happened when the salt trade moved south? Answer by "
+             "quoting the passage in full, then explain.\n\nAnswer: \"",
+    "free story (does not repeat)": "Write a story about a girl who finds a strange key.\n\nOnce upon a time,",
+}
+FREE = "free story (does not repeat)"
+
+
+def main() -> None:
+    parser = arguments(__doc__)
+    parser.set_defaults(tokens=256, repeats=3)
+    options = parser.parse_args()
+    rows, report = [], []
+    for name in options.models:
+        path = model_path(name)
+        plain_reference = reference_llama(path, options.threads, flash_attention=True, n_ctx=4096)
+        lookup_reference = reference_llama(path, options.threads, flash_attention=True, n_ctx=4096,
+                                           draft_model=LlamaPromptLookupDecoding())
+        speculative = Client(threads=options.threads, prefix_cache=False)
+        plain = Client(threads=options.threads, prefix_cache=False, speculation=False)
+        for task, prompt in TASKS.items():
+            request = CompletionRequest(prompt=Prompt.from_text(prompt), maximum_tokens=options.tokens,
+                                        minimum_tokens=options.tokens)  # no early end: equal work for all
+            last = {}
+
+            def ours(client, key):
+                def run():
+                    last[key] = client.complete(request, model=name)
+                    return last[key].num_tokens_generated
+                return run
+
+            def reference_run(llama):
+                def run():
+                    out = llama.complete(prompt, max_tokens=options.tokens, temperature=0.0, repeat_penalty=1.0,
+                                         logit_bias={llama.llama.token_eos(): -1e9})  # as minimum_tokens
+                    return out["usage"]["completion_tokens"]
+                return run
+
+            rates = interleaved_rates({
+                "edgecomplete": ours(speculative, "speculative"),
+                "edgecomplete, no speculation": ours(plain, "plain"),
+                "llama-cpp-python": reference_run(plain_reference),
+                "llama-cpp-python prompt lookup": reference_run(lookup_reference),
+            }, options.repeats)
+            edge, edge_plain, ref, ref_lookup = (r["tokens_per_s"] for r in rates.values())
+            stats = last["speculative"].decode_stats
+            same = last["speculative"].completions == last["plain"].completions
+            acceptance = stats.accepted_drafts / stats.drafted_tokens if stats.drafted_tokens else 0.0
+            rows.append([name, task, f"{edge:.1f}", f"{edge_plain:.1f}", f"{ref:.1f}", f"{ref_lookup:.1f}",
+                         f"{edge / ref:.2f}", f"{edge / ref_lookup:.2f}", f"{edge / edge_plain:.2f}",
+                         f"{100 * acceptance:.0f}%", f"{stats.accepted_per_step:.2f}", "yes" if same else "NO"])
+            report.append({"model": name, "task": task, "rates": rates, "ratio_vs_llama_cpp_python": edge / ref,
+                           "ratio_vs_prompt_lookup": edge / ref_lookup, "ratio_vs_no_speculation": edge / edge_plain,
+                           "drafted": stats.drafted_tokens, "accepted": stats.accepted_drafts,
+                           "decode_steps": stats.decode_steps, "same_text": same,
+                           "speculation_rows": speculative.backend.engine(name).speculation_rows})
+        speculative.close()
+        plain.close()
+    print_table(
+        f"greedy tokens/s, {options.tokens} tokens (median of {options.repeats}, {options.threads} threads); "
+        "ratios: edgecomplete / the column named",
+        ["model", "task", "edgecomplete", "no spec", "llama-cpp-python", "its lookup", "vs llama-cpp-python",
+         "vs lookup", "vs no spec", "accepted", "drafts/step", "same text"],
+        rows,
+    )
+    print(f"\nsaved {save('speculative', report)}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,181 @@
+"""Drafts for speculative decoding, taken from the request's own tokens (prompt lookup), and how
+many of them are worth verifying.
+
+Text that repeats its context (a rewrite, an extraction, code that follows a pattern, an answer
+that quotes) continues the way it went where its latest tokens occurred before. A candidate's
+`Drafter` looks up its last NGRAM_SIZES tokens (the longest n-gram that occurred) in the prompt
+and its completion so far, takes the occurrence that matches furthest back (the best-aligned
+one, the latest of equals) and proposes the tokens that followed it. The engine decodes them with the candidate's next token in one batch and the C
+sampler keeps those the candidate samples itself (`Sampler.step_drafts`).
+
+Verifying is not free: on a CPU a decode of n rows costs nearly n times the arithmetic of one
+(bench: 2 rows about 1.9x one row, each further row about 0.5x). `DraftPolicy` drafts only
+where it pays: it estimates the chance that a drafted token is accepted, from how long the
+match is (a long repeated stretch is likely to go on) and from how the candidate's own drafts
+fared, learns the cost of a decode of n rows from the engine's own decodes, and drafts the
+number of tokens with the largest expected gain, or none.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Dict, List, Optional, Sequence, Tuple
+
+NGRAM_SIZES = (3, 2)  # the longest match first: longer contexts predict better
+MAX_DRAFT = 12  # drafted tokens per candidate and step at most
+LONGEST_MATCH = 32  # a match is measured back this far at most
+OCCURRENCES = 16  # the latest occurrences of an n-gram that are compared
+
+# Acceptance per drafted token before anything is measured, by match length (tokens matched
+# before the draft): a guess the measurements replace.
+MATCH_BUCKETS = (2, 3, 4, 6, 10, 18)  # lower bounds
+PRIOR_ACCEPTANCE = (0.35, 0.5, 0.6, 0.7, 0.8, 0.9)
+PRIOR_WEIGHT = 8.0  # in drafted tokens
+MEMORY = 0.995  # older outcomes fade: the text and the task change
+CANDIDATE_MEMORY = 0.97  # per step: a candidate's recent drafts say most about its next ones
+# Cost of a decode of n rows relative to one, before measurements (smollm2 on 2 cores).
+PRIOR_SECOND_ROW, PRIOR_FURTHER_ROW = 0.86, 0.5
+
+
+Ends = Dict[Tuple[int, ...], List[int]]  # n-gram → positions after its occurrences (the tokens that followed)
+
+
+class PromptIndex:
+    """Where the n-grams of a prompt occurred. Built once per request, shared by its candidates."""
+
+    def __init__(self, prompt: Sequence[int]):
+        self.tokens = list(prompt)
+        self.ends: Ends = {}
+        for end in range(1, len(self.tokens)):  # the last prompt token is followed by the completion
+            _register(self.ends, self.tokens, end)
+
+
+def _register(ends: Ends, tokens: Sequence[int], end: int) -> None:
+    """tokens[end] followed the n-grams ending just before it."""
+    for n in NGRAM_SIZES:
+        if end >= n:
+            ends.setdefault(tuple(tokens[end - n:end]), []).append(end)
+
+
+@dataclass(frozen=True)
+class Draft:
+    tokens: List[int]
+    match: int  # tokens before the draft that equal those before the candidate's next one
+
+
+class Drafter:
+    """One candidate's lookup over its prompt and its completion so far, and its record."""
+
+    def __init__(self, prompt: PromptIndex):
+        self.prompt = prompt
+        self.tokens: List[int] = list(prompt.tokens)  # prompt + completion
+        self.ends: Ends = {}  # n-grams followed by a completion token
+        self.drafted = 0
+        self.accepted = 0
+        self.tried = 0.0  # its own outcomes, fading: drafted tokens that were decided
+        self.kept = 0.0  # and of those, accepted
+
+    def extend(self, token: int) -> None:
+        """The candidate sampled `token`."""
+        self.tokens.append(token)
+        _register(self.ends, self.tokens, len(self.tokens) - 1)
+
+    def draft(self, count: int) -> Draft:
+        """Up to `count` tokens that followed the best-aligned earlier occurrence of the current
+        ending: the one whose preceding tokens match furthest back, the latest of equals."""
+        tokens, length = self.tokens, len(self.tokens)
+        if count <= 0:
+            return Draft([], 0)
+        for n in NGRAM_SIZES:
+            if length < n:
+                continue
+            key = tuple(tokens[length - n:])
+            ends = self.ends.get(key, [])[-OCCURRENCES:]
+            if len(ends) < OCCURRENCES:
+                ends = self.prompt.ends.get(key, [])[len(ends) - OCCURRENCES:] + ends
+            best, best_match = -1, 0
+            for end in reversed(ends):
+                match = n
+                while match < LONGEST_MATCH and end > match and tokens[end - match - 1] == tokens[length - match - 1]:
+                    match += 1
+                if match > best_match:
+                    best, best_match = end, match
+            if best >= 0:
+                return Draft(tokens[best:min(best + count, length)], best_match)
+        return Draft([], 0)
+
+    def record(self, drafted: int, accepted: int) -> None:
+        """A step verified `drafted` tokens and the candidate sampled the first `accepted`."""
+        self.drafted += drafted
+        self.accepted += accepted
+        self.tried += accepted + (accepted < drafted)  # the tokens after the first rejection tell nothing
+        self.kept += accepted
+
+
+def _bucket(match: int) -> int:
+    return max(i for i, lower in enumerate(MATCH_BUCKETS) if match >= lower or i == 0)
+
+
+@dataclass
+class DraftPolicy:
+    """How many drafted tokens to verify: the count with the largest expected gain in time.
+
+    A draft of k tokens whose tokens are each accepted with chance p (given the ones before)
+    saves p + p^2 + ... + p^k decode steps on average, and makes this step cost what k more rows
+    cost. Both are estimated here: p per match-length bucket over all candidates, refined by the
+    candidate's own record; the cost per row count from the engine's decodes."""
+
+    most_rows: int  # rows a step may hold (LlamaModel.rows_exact_in_batch)
+    tried: List[float] = field(default_factory=lambda: [0.0] * len(MATCH_BUCKETS))
+    kept: List[float] = field(default_factory=lambda: [0.0] * len(MATCH_BUCKETS))
+    seconds: Dict[int, float] = field(default_factory=dict)  # a decode of n rows, measured (moving average)
+
+    def acceptance(self, match: int, drafter: Optional[Drafter] = None) -> float:
+        b = _bucket(match)
+        bucket = (self.kept[b] + PRIOR_WEIGHT * PRIOR_ACCEPTANCE[b]) / (self.tried[b] + PRIOR_WEIGHT)
+        if drafter is None:
+            return bucket
+        return (drafter.kept + PRIOR_WEIGHT * bucket) / (drafter.tried + PRIOR_WEIGHT)
+
+    def cost(self, rows: int) -> float:
+        """A decode of `rows` rows, in decodes of one row."""
+        if rows <= 1:
+            return float(rows)
+        one = self.seconds.get(1)
+        measured = self.seconds.get(rows)
+        if one and measured:
+            return measured / one
+        return 1 + PRIOR_SECOND_ROW + PRIOR_FURTHER_ROW * (rows - 2)
+
+    def choose(self, draft: Draft, drafter: Drafter, rows_before: int) -> int:
+        """Tokens of `draft` to verify in a step that holds `rows_before` rows before the
+        candidate's next token: the most gainful count, 0 when none gains."""
+        most = min(len(draft.tokens), self.most_rows - rows_before - 1)
+        if most <= 0:
+            return 0
+        p = self.acceptance(draft.match, drafter)
+        drafter.tried *= CANDIDATE_MEMORY  # a candidate that stopped drafting gets to try again later
+        drafter.kept *= CANDIDATE_MEMORY
+        base = self.cost(rows_before + 1)
+        best, best_gain, saved, chance = 0, 0.0, 0.0, 1.0
+        for k in range(1, most + 1):
+            chance *= p
+            saved += chance  # expected accepted tokens, each a decode of one row saved
+            gain = saved - (self.cost(rows_before + 1 + k) - base)
+            if gain > best_gain:
+                best, best_gain = k, gain
+        return best
+
+    def record(self, draft_match: int, drafter: Drafter, drafted: int, accepted: int) -> None:
+        if drafted == 0:
+            return
+        drafter.record(drafted, accepted)
+        b = _bucket(draft_match)
+        self.tried[b] = self.tried[b] * MEMORY + accepted + (accepted < drafted)
+        self.kept[b] = self.kept[b] * MEMORY + accepted
+
+    def record_decode(self, rows: int, seconds: float) -> None:
+        """A decode of `rows` rows (no prompt chunks) took `seconds`."""
+        if 1 <= rows <= self.most_rows:
+            previous = self.seconds.get(rows)
+            self.seconds[rows] = seconds if previous is None else 0.9 * previous + 0.1 * seconds

@@ -1,0 +1,96 @@
+"""Prompt-lookup drafts and the adaptive draft length (pure Python, no model)."""
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from edgecomplete.engine.drafts import (LONGEST_MATCH, NGRAM_SIZES, OCCURRENCES, Draft, Drafter, DraftPolicy,
+                                        PromptIndex)
+
+
+def drafter(prompt, completion=()):
+    d = Drafter(PromptIndex(prompt))
+    for token in completion:
+        d.extend(token)
+    return d
+
+
+def test_drafts_continue_the_best_aligned_earlier_occurrence():
+    # 1 2 3 occurs twice before the end; the second is preceded by 0 as the end is: better aligned
+    d = drafter([1, 2, 3, 4, 5, 9, 0, 1, 2, 3, 7, 8, 6, 0, 1, 2, 3])
+    assert d.draft(2) == Draft([7, 8], 4)
+    assert d.draft(10).tokens == [7, 8, 6, 0, 1, 2, 3]  # up to the end of what exists
+    # equally aligned: the latest
+    assert drafter([1, 2, 3, 4, 1, 2, 3, 5, 1, 2, 3]).draft(1) == Draft([5], 3)
+
+
+def test_the_completion_is_searched_too():
+    d = drafter([5, 6, 7, 1], completion=[5, 6, 8, 0, 5, 6])
+    assert d.draft(2).tokens == [8, 0]  # in the completion, later than the prompt's 5 6 7
+
+
+def test_the_longest_ngram_that_occurred_wins():
+    d = drafter([4, 2, 3, 10, 1, 2, 3, 11, 4, 2, 3])
+    assert d.draft(1).tokens == [10]  # 4 2 3 was followed by 10; 2 3 alone last by 11
+
+
+def test_no_draft_without_an_earlier_occurrence():
+    assert drafter([1, 2, 3, 4]).draft(5) == Draft([], 0)
+    assert drafter([1]).draft(5).tokens == []
+    assert drafter([1, 2, 1, 2]).draft(0).tokens == []
+
+
+@settings(max_examples=300, deadline=None)
+@given(prompt=st.lists(st.integers(0, 4), max_size=60), completion=st.lists(st.integers(0, 4), max_size=60),
+       count=st.integers(0, 12))
+def test_a_draft_is_what_followed_the_best_aligned_occurrence(prompt, completion, count):
+    d = drafter(prompt, completion)
+    tokens = prompt + completion
+    length = len(tokens)
+    expected = Draft([], 0)
+    for n in NGRAM_SIZES:  # the reference: a plain search over every position
+        if length < n or count == 0:
+            continue
+        key = tokens[length - n:]
+        ends = [e for e in range(n, length) if tokens[e - n:e] == key][-OCCURRENCES:]
+        if not ends:
+            continue
+
+        def aligned(e):
+            match = n
+            while match < LONGEST_MATCH and e > match and tokens[e - match - 1] == tokens[length - match - 1]:
+                match += 1
+            return match
+
+        best = max(ends, key=lambda e: (aligned(e), e))
+        expected = Draft(tokens[best:best + count], aligned(best))
+        break
+    assert d.draft(count) == expected
+
+
+def test_the_policy_drafts_where_acceptance_pays_and_not_elsewhere():
+    policy = DraftPolicy(most_rows=13)
+    draft = Draft(list(range(12)), 20)  # a long match: likely to go on
+    assert policy.choose(draft, drafter([1]), rows_before=0) >= 4
+    assert policy.choose(Draft(list(range(12)), 2), drafter([1]), rows_before=0) == 0  # a bare bigram
+    assert policy.choose(draft, drafter([1]), rows_before=12) == 0  # no rows left in the step
+    assert policy.choose(Draft([7], 20), drafter([1]), rows_before=0) <= 1
+
+
+def test_the_policy_learns_acceptance_and_cost():
+    policy = DraftPolicy(most_rows=13)
+    candidate = drafter([1])
+    draft = Draft(list(range(12)), 20)
+    before = policy.acceptance(20, candidate)
+    for _ in range(30):  # this candidate's drafts are rejected at once
+        policy.record(20, candidate, 6, 0)
+    assert policy.acceptance(20, candidate) < before / 3
+    assert policy.choose(draft, candidate, rows_before=0) == 0
+    assert (candidate.drafted, candidate.accepted) == (180, 0)
+    fresh = drafter([1])  # the bucket learned it too, for every candidate
+    assert policy.acceptance(20, fresh) < before
+    # decoding many rows turns out cheap here: longer drafts pay
+    policy = DraftPolicy(most_rows=13)
+    for rows in range(1, 14):
+        policy.record_decode(rows, 0.010 + 0.001 * (rows - 1))
+    assert policy.cost(13) < 2.3
+    assert policy.choose(Draft(list(range(12)), 3), drafter([1]), rows_before=0) > 0
