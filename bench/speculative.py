@@ -1,15 +1,17 @@
-"""Speculative decoding: greedy tokens/s on tasks that quote their input, and on one that does not.
+"""Speculative decoding: tokens/s on tasks that quote their input, and on a story that does not.
 
-Per model and task, in one run, interleaved: edgecomplete (speculation on, its default),
+The quoting tasks are greedy; the free story is sampled (T 0.8, top_k 40, top_p 0.9, one seed:
+greedy text from these small models soon loops, and a loop repeats itself), the same seed giving
+the same text with and without speculation. Per model and task, in one run, interleaved: edgecomplete (speculation on, its default),
 edgecomplete without speculation, llama-cpp-python's create_completion, and llama-cpp-python with
 its own prompt-lookup decoding (`LlamaPromptLookupDecoding`, its defaults: n-grams up to 2, 10
 tokens a draft). Flash attention on for all (llama.cpp's choice for the CPU), no prompt cache,
 same GGUF, prompt and threads. Targets (issue 16): on the quoting tasks >= 1.5x plain
 llama-cpp-python and >= 1.2x its prompt lookup; on the free story >= 0.97x edgecomplete
 without speculation. Also prints the acceptance rate (accepted / drafted), drafts accepted per
-decode step, and whether the greedy text with speculation is the one without it.
+decode step, and whether the text with speculation is the one without it.
 
-    python -m bench.speculative [--models smollm2-135m gemma-3-270m] [--tokens 256] [--repeats 3]
+    python -m bench.speculative [--models smollm2-135m gemma-3-270m] [--tokens 256] [--repeats 3] [--tasks code ...]
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from llama_cpp.llama_speculative import LlamaPromptLookupDecoding
 
 from edgecomplete import Client, CompletionRequest, Prompt
 
-from .common import arguments, interleaved_rates, model_path, print_table, reference_llama, save
+from .common import SAMPLING, arguments, interleaved_rates, model_path, print_table, reference_llama, save
 
 PARAGRAPH = (
     "The old harbour town grew rich on the salt trade. Every spring the merchants sailed north with "
@@ -51,14 +53,15 @@ TASKS = {
     "code": CODE,
     "quote": f"Passage: {PARAGRAPH}\n\nQuestion: What happened when the salt trade moved south? Answer by "
              "quoting the passage in full, then explain.\n\nAnswer: \"",
-    "free story (does not repeat)": "Write a story about a girl who finds a strange key.\n\nOnce upon a time,",
+    "free story": "Write a story about a girl who finds a strange key.\n\nOnce upon a time,",
 }
-FREE = "free story (does not repeat)"
+SAMPLED = {"free story": dict(SAMPLING, seed=1234)}  # the others are greedy
 
 
 def main() -> None:
     parser = arguments(__doc__)
     parser.set_defaults(tokens=256, repeats=3)
+    parser.add_argument("--tasks", nargs="+", default=list(TASKS), choices=list(TASKS))
     options = parser.parse_args()
     rows, report = [], []
     for name in options.models:
@@ -68,9 +71,10 @@ def main() -> None:
                                            draft_model=LlamaPromptLookupDecoding())
         speculative = Client(threads=options.threads, prefix_cache=False)
         plain = Client(threads=options.threads, prefix_cache=False, speculation=False)
-        for task, prompt in TASKS.items():
+        for task in options.tasks:
+            prompt, sampling = TASKS[task], SAMPLED.get(task, {})
             request = CompletionRequest(prompt=Prompt.from_text(prompt), maximum_tokens=options.tokens,
-                                        minimum_tokens=options.tokens)  # no early end: equal work for all
+                                        minimum_tokens=options.tokens, **sampling)  # no early end: equal work
             last = {}
 
             def ours(client, key):
@@ -81,7 +85,9 @@ def main() -> None:
 
             def reference_run(llama):
                 def run():
-                    out = llama.complete(prompt, max_tokens=options.tokens, temperature=0.0, repeat_penalty=1.0,
+                    out = llama.complete(prompt, max_tokens=options.tokens, repeat_penalty=1.0, min_p=0.0,
+                                         temperature=sampling.get("temperature", 0.0), top_k=sampling.get("top_k", 40),
+                                         top_p=sampling.get("top_p", 1.0), seed=sampling.get("seed", 0),
                                          logit_bias={llama.llama.token_eos(): -1e9})  # as minimum_tokens
                     return out["usage"]["completion_tokens"]
                 return run
@@ -107,7 +113,7 @@ def main() -> None:
         speculative.close()
         plain.close()
     print_table(
-        f"greedy tokens/s, {options.tokens} tokens (median of {options.repeats}, {options.threads} threads); "
+        f"tokens/s, {options.tokens} tokens (median of {options.repeats}, {options.threads} threads); "
         "ratios: edgecomplete / the column named",
         ["model", "task", "edgecomplete", "no spec", "llama-cpp-python", "its lookup", "vs llama-cpp-python",
          "vs lookup", "vs no spec", "accepted", "drafts/step", "same text"],
