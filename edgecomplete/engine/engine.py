@@ -273,7 +273,8 @@ class Engine:
         sequences = [Sequence(self.model.vocabulary, config) for config in job.plan.samplers]
         lease = self.kv.lease(job.plan)
         prompt_length = len(job.plan.prompt_tokens)
-        prompt_index = PromptIndex(job.plan.prompt_tokens) if self.speculation_rows > 1 else None
+        drafts = self.speculation_rows > 1 and job.plan.maximum_tokens > 2  # room for a draft after a token
+        prompt_index = PromptIndex(job.plan.prompt_tokens) if drafts else None
         candidates = []
         for index, (sequence, seq_id) in enumerate(zip(sequences, lease.seq_ids)):
             text = CandidateText(sequence, self.model.vocabulary)
@@ -362,10 +363,13 @@ class Engine:
         # a request of the group that is not prefilling is live and not paused (_steering_group)
         batch.decoding = [(r, c) for r in group if not r.prefilling for c in r.live]
         spare_cells = self.kv.free_cells()  # rejected drafts beside other sequences are retired
+        # No drafts beside a prompt chunk: they could tip the batch into llama.cpp's kernels for
+        # large batches (attention in tiles from 64 rows on), which round otherwise for every row.
+        drafting = not any(r.prefilling for r in group)
         for index, (request, candidate) in enumerate(batch.decoding):
             # rows before this candidate's: those in the batch, and a next token per candidate after it
             rows_before = len(batch.entries) + len(batch.decoding) - index - 1
-            candidate.drafts = self._drafts(request, candidate, rows_before, spare_cells)
+            candidate.drafts = self._drafts(request, candidate, rows_before, spare_cells) if drafting else []
             spare_cells -= len(candidate.drafts)
             position = candidate.next_position
             batch.entries.append(BatchEntry(candidate.next_token, position, candidate.seq_id, True))
@@ -390,8 +394,8 @@ class Engine:
         return batch
 
     def _drafts(self, request: _Request, candidate: _Candidate, rows_before: int, spare_cells: int) -> List[int]:
-        """Tokens to verify after the candidate's next one: what followed the latest earlier
-        occurrence of its ending, as many as DraftPolicy finds gainful in a step that holds
+        """Tokens to verify after the candidate's next one: what followed the best-aligned earlier
+        occurrence of its ending (Drafter), as many as DraftPolicy finds gainful in a step that holds
         `rows_before` other rows, within the spare cells and what maximum_tokens leaves (each
         row samples a token)."""
         if candidate.drafter is None:
