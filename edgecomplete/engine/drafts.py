@@ -19,7 +19,7 @@ number of tokens with the largest expected gain, or none.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Dict, List, Sequence, Tuple
 
 NGRAM_SIZES = (3, 2)  # the longest match first: longer contexts predict better
 MAX_DRAFT = 12  # drafted tokens per candidate and step at most
@@ -130,11 +130,10 @@ class DraftPolicy:
     kept: List[float] = field(default_factory=lambda: [0.0] * len(MATCH_BUCKETS))
     seconds: Dict[int, float] = field(default_factory=dict)  # a decode of n rows, measured (moving average)
 
-    def acceptance(self, match: int, drafter: Optional[Drafter] = None) -> float:
+    def acceptance(self, match: int, drafter: Drafter) -> float:
+        """The chance that a drafted token is accepted: the bucket's, refined by the candidate's."""
         b = _bucket(match)
         bucket = (self.kept[b] + PRIOR_WEIGHT * PRIOR_ACCEPTANCE[b]) / (self.tried[b] + PRIOR_WEIGHT)
-        if drafter is None:
-            return bucket
         return (drafter.kept + PRIOR_WEIGHT * bucket) / (drafter.tried + PRIOR_WEIGHT)
 
     def cost(self, rows: int) -> float:

@@ -21,7 +21,7 @@ import sys
 import threading
 from contextlib import contextmanager
 from dataclasses import dataclass, field, fields
-from typing import Any, Callable, Dict, Iterator, List
+from typing import Any, Callable, Dict, Iterator, List, Sequence
 
 from hypothesis import HealthCheck, given, settings, strategies as st
 
@@ -323,6 +323,17 @@ class Tally:
     def line(self) -> str:
         return (f"fuzz {self.face}: {self.requests} requests, {self.accepted} accepted, {self.refused} refused, "
                 f"crashes {len(self.crashes)}, hangs {self.hangs}")
+
+    def run(self, runs: Sequence[Callable[[], None]], capsys) -> None:
+        """Run the hypothesis tests `runs` of this face, print its figures (also when one fails),
+        and fail on any crash or hang."""
+        try:
+            for run in runs:
+                run()
+        finally:
+            with capsys.disabled():
+                print(f"\n{self.line()}")
+        assert (self.crashes, self.hangs) == ([], 0)
 
 
 def names_a_field(error: InvalidRequest, body: Any) -> bool:

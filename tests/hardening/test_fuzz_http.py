@@ -18,10 +18,10 @@ from edgecomplete import CompletionRequest, CompletionResponse, stream_item_from
 from edgecomplete.stream import fold
 
 from ..server.conftest import app_server
-from .test_fuzz_bodies import (DEADLINE, scaled, MAX_TOKENS, MODEL, SURROGATES, VALID, WRONG_OF, Hang, Tally,
+from .test_fuzz_bodies import (DEADLINE, MAX_TOKENS, MODEL, SURROGATES, VALID, WRONG_OF, Hang, Tally,
                                assert_nothing_held, check_response, completion_bodies, fuzz_client, fuzz_settings,
-                               good_prompt, json_bytes, junk, mostly, mutated, nonempty_text, poisoned, record, reported, short_text,
-                               token_ids, within)
+                               json_bytes, junk, mostly, mutated, nonempty_text, poisoned, record, reported, scaled,
+                               short_text, token_ids)
 
 ALEPH, COMPLETIONS, CHAT, RAW = scaled(1600), scaled(900), scaled(900), scaled(400)  # 3,800 requests
 OPENAI_MAXIMUM = ("max_tokens", "max_completion_tokens", "maximum_tokens")  # the last one given counts
@@ -202,8 +202,6 @@ def served(smollm2_path):
 def test_fuzzed_requests_over_http(served, capsys):
     url, engine = served
     tally = Tally("HTTP")
-    http = httpx.Client(base_url=url, timeout=DEADLINE, limits=httpx.Limits(max_keepalive_connections=0))
-
     def sender(paths, bodies, examples):
         @fuzz_settings(examples)
         @given(st.sampled_from(paths), reported(bodies))
@@ -213,15 +211,10 @@ def test_fuzzed_requests_over_http(served, capsys):
             record(tally, body, lambda: outcome_over_http(http, path, data, body))
         return one
 
-    try:
-        sender(["/complete", "/v1/complete"], aleph_bodies(), ALEPH)()
-        sender(["/v1/completions", "/completions"], completions_bodies, COMPLETIONS)()
-        sender(["/v1/chat/completions", "/chat/completions"], chat_bodies, CHAT)()
-        sender(["/complete", "/v1/completions", "/v1/chat/completions"], raw_bytes(), RAW)()
-    finally:
-        http.close()
-        with capsys.disabled():
-            print(f"\n{tally.line()}")
-    assert (tally.crashes, tally.hangs) == ([], 0)
+    with httpx.Client(base_url=url, timeout=DEADLINE, limits=httpx.Limits(max_keepalive_connections=0)) as http:
+        tally.run([sender(["/complete", "/v1/complete"], aleph_bodies(), ALEPH),
+                   sender(["/v1/completions", "/completions"], completions_bodies, COMPLETIONS),
+                   sender(["/v1/chat/completions", "/chat/completions"], chat_bodies, CHAT),
+                   sender(["/complete", "/v1/completions", "/v1/chat/completions"], raw_bytes(), RAW)], capsys)
     assert tally.requests >= ALEPH + COMPLETIONS + CHAT + RAW and tally.accepted > tally.requests // 6
     assert_nothing_held(engine)

@@ -14,6 +14,22 @@ from edgecomplete.plan import plan_completion
 from ..conftest import MODEL
 
 
+def generate_on_a_thread(engine, plan):
+    """Consume `plan`'s events on a thread of its own, as a caller would: (the started thread,
+    a dict that gets the error it ends with, if any)."""
+    outcome = {}
+
+    def consume():
+        try:
+            list(engine.generate(plan))
+        except Exception as error:
+            outcome["error"] = error
+
+    reader = threading.Thread(target=consume)
+    reader.start()
+    return reader, outcome
+
+
 def test_the_probe_is_refused_at_validation_naming_the_field():
     with pytest.raises(InvalidRequest, match=r"sequence_penalty_min_length: must be an integer in \[2, 2147483647\]"):
         check_request(CompletionRequest(prompt=Prompt.from_text("Hi"), sequence_penalty_min_length=2**63))
@@ -22,16 +38,7 @@ def test_the_probe_is_refused_at_validation_naming_the_field():
 def test_a_request_the_c_side_refuses_fails_at_once_and_the_engine_goes_on(engine, client):
     plan = plan_completion(CompletionRequest(prompt=Prompt.from_text("Hi"), maximum_tokens=3), engine.model)
     broken = replace(plan, samplers=tuple(replace(s, sequence_min_length=2**63) for s in plan.samplers))
-    outcome = {}
-
-    def consume():
-        try:
-            list(engine.generate(broken))
-        except Exception as error:
-            outcome["error"] = error
-
-    reader = threading.Thread(target=consume)
-    reader.start()
+    reader, outcome = generate_on_a_thread(engine, broken)
     reader.join(timeout=30)
     assert not reader.is_alive(), "the caller was left waiting"
     assert isinstance(outcome.get("error"), OverflowError)
@@ -58,16 +65,7 @@ def test_constraints_that_leave_no_token_fail_their_request_only(engine, client)
     impossible = replace(plan, samplers=tuple(replace(s, completion_bias_exclusion=(b" the",)) for s in plan.samplers))
     fine = CompletionRequest(prompt=Prompt.from_text("The history of"), maximum_tokens=12, temperature=0.8, seed=3)
     alone = client.complete(fine, MODEL)
-    outcome = {}
-
-    def consume():
-        try:
-            list(engine.generate(impossible))
-        except Exception as error:
-            outcome["error"] = error
-
-    reader = threading.Thread(target=consume)
-    reader.start()
+    reader, outcome = generate_on_a_thread(engine, impossible)
     answered = client.complete(fine, MODEL)
     reader.join(timeout=30)
     assert not reader.is_alive(), "the caller was left waiting"

@@ -67,7 +67,14 @@ def stop_server(process) -> None:
 @contextmanager
 def app_server(client, token=None):
     """The server app over `client`, run by uvicorn on a thread of this process: its URL."""
-    server = uvicorn.Server(server_config(create_app(client, [MODEL], token), "127.0.0.1", free_port(), "warning"))
+    with uvicorn_serving(create_app(client, [MODEL], token), "warning") as url:
+        yield url
+
+
+@contextmanager
+def uvicorn_serving(app, log_level: str):
+    """`app` served on a free loopback port, in a thread; yields its URL."""
+    server = uvicorn.Server(server_config(app, "127.0.0.1", free_port(), log_level))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 30

@@ -4,22 +4,19 @@ OpenAI's {"error": {...}} is what the openai client raises on), and a remote bac
 either raises RemoteError with the message. The failing stream is a stand-in: validation refuses
 every failure the engine can foresee before the 200 (test_fuzz_corpus.py)."""
 
-import threading
-import time
 from contextlib import contextmanager
 from types import SimpleNamespace
 
 import httpx
 import openai
 import pytest
-import uvicorn
 from fastapi import FastAPI
 
 from edgecomplete import InvalidRequest
 from edgecomplete.remote.http import Http, RemoteError
-from edgecomplete.server.app import aleph_error, event_stream, openai_error, server_config, sse
+from edgecomplete.server.app import aleph_error, event_stream, openai_error, sse
 
-from .conftest import free_port
+from .conftest import uvicorn_serving
 
 
 async def fails_after_one_event():
@@ -40,17 +37,8 @@ def failing_server():
     async def openai():
         return event_stream(served, fails_after_one_event(), lambda error: sse(openai_error(error)))
 
-    server = uvicorn.Server(server_config(app, "127.0.0.1", free_port(), "error"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    while not server.started:
-        assert thread.is_alive()
-        time.sleep(0.05)
-    try:
-        yield f"http://127.0.0.1:{server.config.port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=30)
+    with uvicorn_serving(app, "error") as url:
+        yield url
 
 
 @pytest.mark.parametrize("path", ["/complete", "/v1/completions"])
