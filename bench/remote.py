@@ -19,7 +19,7 @@ import json
 import statistics
 import sys
 import time
-from typing import Dict, List
+from typing import Dict
 
 import httpx
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import math
 from dataclasses import dataclass, field
-from typing import Any, AsyncIterator, Dict, Iterator, List, Mapping, Optional, Sequence
+from typing import Any, AsyncIterator, Dict, Iterator, List, Mapping, Optional
 
 from ..completion import (CompletionRequest, CompletionResponseStreamItem, CompletionSummary, StreamChunk,
                           StreamSummary)

@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any, Dict, Iterator, List, Mapping, Sequence
 
 from ..completion import CompletionRequest
-from ..prompt import Text, Tokens
+from ..prompt import Text
 from ..tokenization import DetokenizationRequest, DetokenizationResponse, TokenizationRequest, TokenizationResponse
 from .base import Ask, Candidate, Delta, RemoteBackend, finish_reason
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple
 
-from ..completion import CompletionRequest
 from ..prompt import Text
 from ..tokenization import DetokenizationRequest, DetokenizationResponse, TokenizationRequest, TokenizationResponse
 from ..validation import InvalidRequest

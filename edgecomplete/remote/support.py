@@ -6,7 +6,7 @@ and the backend). A field left at its default is never refused. README's table i
 from __future__ import annotations
 
 from dataclasses import fields
-from typing import Callable, Dict, Optional
+from typing import Dict
 
 from ..completion import CompletionRequest
 from ..prompt import Image, Text, Tokens

@@ -2,7 +2,6 @@
 refused naming its field, in-process and over HTTP, where it once raised (a traceback, a 500, a
 cut stream)."""
 
-import json
 
 import httpx
 import pytest

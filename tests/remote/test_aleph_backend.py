@@ -2,14 +2,11 @@
 trips exactly (same seed, same text as the local engine), tokens, chat, steering and images go
 through, errors are the API's; and `serve --backend` puts the Aleph API in front of llama-server."""
 
-import io
-
 import aleph_alpha_client as aleph
 import pytest
-from PIL import Image as PILImage
 
 from edgecomplete import (ChatRequest, Client, CompletionRequest, DetokenizationRequest, Image, InvalidRequest,
-                          Message, Prompt, Role, SteeringConceptCreationRequest, SteeringPairedExample, Text,
+                          Message, Prompt, Role, SteeringConceptCreationRequest, SteeringPairedExample,
                           TokenizationRequest)
 from edgecomplete.remote import RemoteError
 from edgecomplete.stream import fold

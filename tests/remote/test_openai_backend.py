@@ -5,7 +5,6 @@ documented protocol as unit tests of the mapping (vLLM itself cannot run on thes
 import pytest
 
 from edgecomplete import Client, CompletionRequest, InvalidRequest, Prompt
-from edgecomplete.remote.base import Ask
 from edgecomplete.remote.openai import OpenAIBackend, _finish, _log_probs
 from edgecomplete.stream import fold
 

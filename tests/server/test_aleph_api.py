@@ -21,7 +21,7 @@ from edgecomplete.steering import concept_id
 from edgecomplete import models
 
 from ..conftest import MODEL
-from .conftest import TOKEN, hang_up, open_stream, raw, start_server, stop_server
+from .conftest import TOKEN, hang_up, raw, start_server, stop_server
 
 REQUESTS = [
     dict(prompt="The capital of France is", maximum_tokens=12),

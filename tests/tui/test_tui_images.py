@@ -12,7 +12,7 @@ import pytest
 from PIL import Image as PILImage
 from textual.events import Paste
 
-from edgecomplete import ChatRequest, Client, Image, Message, Role, Text
+from edgecomplete import ChatRequest, Client, Image, Message, Role
 from edgecomplete.engine import LocalBackend
 from tui import EdgeCompleteApp
 from tui.attachments import dropped_path
