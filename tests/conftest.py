@@ -12,6 +12,18 @@ from edgecomplete import Client, models
 MODEL = "smollm2-135m"
 
 
+def reference_llama(path, **options):
+    """llama-cpp-python's Llama over `path` on the llama thread, with the engine's KV cache type
+    (bf16 on the CPU; llama-cpp-python's default is f16), so that both compute alike."""
+    from llama_cpp import Llama
+
+    from edgecomplete.engine import on_llama_thread
+    from edgecomplete.engine.llama import KV_CACHE_TYPES, default_kv_cache
+
+    cache = KV_CACHE_TYPES[default_kv_cache()]
+    return on_llama_thread(lambda: Llama(str(path), n_threads=2, type_k=cache, type_v=cache, verbose=False, **options))
+
+
 def sigint_as_in_a_terminal() -> None:
     """`preexec_fn` of a subprocess a test interrupts: a background job (`make test &`) starts
     with SIGINT ignored, which its children inherit (Python then installs no KeyboardInterrupt

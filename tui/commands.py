@@ -46,7 +46,8 @@ def _chat(args: argparse.Namespace) -> int:
     if not args.host:
         ensure_model(args.model)
     return run_chat(args.model, args.system, params, context_length=args.context_length, threads=args.threads,
-                    speculation=args.speculation, mmproj=args.mmproj, remote=remote_options(args))
+                    speculation=args.speculation, kv_cache=args.kv_cache, mmproj=args.mmproj,
+                    remote=remote_options(args))
 
 
 def _tui(args: argparse.Namespace) -> int:

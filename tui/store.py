@@ -50,6 +50,9 @@ def _load(text: Optional[str]) -> Optional[Any]:
     return None if text is None else json.loads(text)
 
 
+BUSY_SECONDS = 10.0  # how long a writer waits for another
+
+
 class Store:
     def __init__(self, path: Path):
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -57,8 +60,8 @@ class Store:
         # Two UIs (or a UI and `edgecomplete chat`) may share the store: a writer waits for the
         # other (busy_timeout), and with the write-ahead log a process killed mid-write leaves the
         # last committed state whole.
-        self._db = sqlite3.connect(str(path), timeout=10.0)
-        self._db.execute("PRAGMA journal_mode = WAL")
+        self._db = sqlite3.connect(str(path), timeout=BUSY_SECONDS)
+        self._set_write_ahead_log()
         self._db.execute("PRAGMA foreign_keys = ON")
         self._db.executescript(SCHEMA)
         columns = {row[1] for row in self._db.execute("PRAGMA table_info(turns)")}
@@ -68,6 +71,19 @@ class Store:
         if "images" not in columns:  # stores made before messages took images
             with self._db:
                 self._db.execute("ALTER TABLE turns ADD COLUMN images TEXT NOT NULL DEFAULT '[]'")
+
+    def _set_write_ahead_log(self) -> None:
+        """SQLite does not wait (busy_timeout) for the lock that changing the journal mode needs,
+        as waiting there could deadlock: two stores opened at once retry for as long."""
+        deadline = time.monotonic() + BUSY_SECONDS
+        while True:
+            try:
+                self._db.execute("PRAGMA journal_mode = WAL")
+                return
+            except sqlite3.OperationalError as error:
+                if "locked" not in str(error) or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.02)
 
     def close(self) -> None:
         self._db.close()

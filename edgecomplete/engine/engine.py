@@ -364,7 +364,8 @@ class Engine:
         batch.decoding = [(r, c) for r in group if not r.prefilling for c in r.live]
         spare_cells = self.kv.free_cells()  # rejected drafts beside other sequences are retired
         # No drafts beside a prompt chunk: they could tip the batch into llama.cpp's kernels for
-        # large batches (attention in tiles from 64 rows on), which round otherwise for every row.
+        # large batches (over an f16 cache, attention in tiles from 64 rows on), which round
+        # otherwise for every row. Over bf16 this may be needless; it was not measured.
         drafting = not any(r.prefilling for r in group)
         for index, (request, candidate) in enumerate(batch.decoding):
             # rows before this candidate's: those in the batch, and a next token per candidate after it

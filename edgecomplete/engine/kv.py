@@ -191,7 +191,7 @@ class KvCells:
 
         llama.cpp places new tokens in the first free cells it finds, also before cells a
         sequence already holds; attention then adds that sequence's cells up in another order,
-        and with flash attention's half-precision sums the logits drift (by up to about 1 here).
+        and the logits drift (by up to about 1 here, with flash attention over an f16 cache).
         So cells are never freed one by one: they are retired, and `compact` starts over.
         Every sequence's cells then stay in position order, and a request computes exactly what
         it would alone, whatever ran before or beside it.
@@ -220,9 +220,9 @@ class KvCells:
             slot.tokens = ()
 
     def compact_when_idle(self) -> None:
-        """Nothing runs or waits: keep the cache small and gapless. llama.cpp's CPU attention for
-        a single token splits a span of 512 cells or more across threads, and its rounding then
-        depends on where cells lie."""
+        """Nothing runs or waits: keep the cache small and gapless (over an f16 cache, llama.cpp's
+        CPU attention for a single token splits a span of 512 cells or more across threads, and
+        its rounding then depends on where cells lie; see `default_kv_cache`)."""
         if self.retired_cells:
             self.compact()
 

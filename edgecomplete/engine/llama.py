@@ -31,8 +31,21 @@ LLAMA_MAX_SEQ = 256  # llama.cpp's limit on sequence ids per context
 
 MAX_THREADS = 512  # ggml's GGML_MAX_N_THREADS; far more than any CPU here has
 
+# The KV cache's element types edgecomplete offers (ggml type ids; llama_cpp names F16 and Q8_0 only).
+KV_CACHE_TYPES = {"bf16": 30, "f16": llama_cpp.GGML_TYPE_F16, "q8_0": llama_cpp.GGML_TYPE_Q8_0}
 
-def check_context_options(context_length: Optional[int], max_sequences: int, threads: Optional[int] = None) -> None:
+
+def default_kv_cache() -> str:
+    """bf16 where llama.cpp computes on the CPU: its CPU flash attention over an f16 cache takes
+    other paths for a decode of one row (the span split across threads, from 512 cells on) and for
+    64 rows or more (tiles) than for a few rows, so a request would round otherwise next to other
+    requests than alone. Over bf16 (or q8_0) it computes every row alone, and sums the values in
+    f32 rather than f16. f16, llama.cpp's own default, where this build offloads to a GPU."""
+    return "f16" if llama_cpp.llama_supports_gpu_offload() else "bf16"
+
+
+def check_context_options(context_length: Optional[int], max_sequences: int, threads: Optional[int] = None,
+                          kv_cache: Optional[str] = None) -> None:
     """Refuse what llama.cpp would abort on (it asserts rather than fails). Its batch is at most
     the context length (causal attention needs no more), and the batch must hold one logits row
     per sequence id: so the context must be at least as long as there are sequence ids. Threads
@@ -43,6 +56,9 @@ def check_context_options(context_length: Optional[int], max_sequences: int, thr
     if threads is not None and (not is_int(threads) or not 1 <= threads <= MAX_THREADS):
         raise InvalidRequest("threads", f"must be an integer in [1, {MAX_THREADS}] (this machine has "
                              f"{default_threads()} CPUs), got {threads!r}")
+    if kv_cache is not None and (not isinstance(kv_cache, str) or kv_cache not in KV_CACHE_TYPES):
+        raise InvalidRequest("kv_cache", f"must be one of {', '.join(KV_CACHE_TYPES)} (or None: "
+                             f"{default_kv_cache()} here), got {kv_cache!r}")
 
     most = LLAMA_MAX_SEQ - sequence_ids(0)
     if not is_int(max_sequences) or not 1 <= max_sequences <= most:
@@ -88,8 +104,9 @@ class LlamaModel:
         threads: Optional[int] = None,
         max_sequences: int = DEFAULT_MAX_SEQUENCES,
         flash_attention: Optional[bool] = None,
+        kv_cache: Optional[str] = None,
     ):
-        check_context_options(context_length, max_sequences, threads)
+        check_context_options(context_length, max_sequences, threads, kv_cache)
         init_backend()
         self.path = Path(path)
         model_params = llama_cpp.llama_model_default_params()
@@ -103,6 +120,7 @@ class LlamaModel:
         self.embedding_size = llama_cpp.llama_model_n_embd(self._model)
         self.input_embedding_size = llama_cpp.llama_model_n_embd_inp(self._model)  # what a projector gives
         self.flash_attention = flash_attention
+        self.kv_cache = kv_cache or default_kv_cache()
         if context_length is not None and context_length > self.trained_context_length:
             llama_cpp.llama_model_free(self._model)
             raise InvalidRequest(
@@ -124,6 +142,7 @@ class LlamaModel:
         params.no_perf = True
         # None leaves the choice to llama.cpp (on where the backend supports it).
         params.flash_attn_type = {None: -1, False: 0, True: 1}[flash_attention]
+        params.type_k = params.type_v = KV_CACHE_TYPES[self.kv_cache]
         self._context = llama_cpp.llama_init_from_model(self._model, params)
         if not self._context:
             llama_cpp.llama_model_free(self._model)
@@ -432,6 +451,7 @@ class HiddenStates:
         params.n_threads = params.n_threads_batch = model.threads
         params.no_perf = True
         params.flash_attn_type = {None: -1, False: 0, True: 1}[model.flash_attention]
+        params.type_k = params.type_v = KV_CACHE_TYPES[model.kv_cache]
         params.cb_eval = self._callback
         self._context = llama_cpp.llama_init_from_model(model._model, params)
         if not self._context:

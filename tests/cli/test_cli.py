@@ -408,3 +408,16 @@ def test_decode_stats_show_with_verbose_and_json_and_no_speculation_drafts_nothi
     # how many drafts a step verifies follows measured decode times: the counts may vary, their sum not
     assert summary["decode_stats"]["decode_steps"] + summary["decode_stats"]["accepted_drafts"] == 39
     assert "speculation:" in streamed.stderr
+
+
+def test_kv_cache_flag_chooses_the_cache_type_and_refuses_others(smollm2_path):
+    args = ["complete", "The capital of France is", "--max-tokens", "24", "--json"]
+    here = edgecomplete(*args, "--kv-cache", "bf16")
+    assert here.returncode == 0, here.stderr
+    default = edgecomplete(*args)  # bf16 is the default on the CPU
+    assert json.loads(here.stdout)["completions"] == json.loads(default.stdout)["completions"]
+    f16 = edgecomplete(*args, "--kv-cache", "f16")
+    assert f16.returncode == 0, f16.stderr
+    assert json.loads(f16.stdout)["num_tokens_generated"] == 24
+    refused = edgecomplete(*args, "--kv-cache", "f32")
+    assert refused.returncode == 2 and "--kv-cache: invalid choice: 'f32'" in refused.stderr

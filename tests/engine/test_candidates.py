@@ -10,14 +10,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
-from llama_cpp import Llama
 
 from edgecomplete import CompletionRequest, CompletionResponse, Prompt
 from edgecomplete.engine import TokenSampled, on_llama_thread
 from edgecomplete.plan import plan_completion
 
 from ..core import reference
-from ..conftest import MODEL
+from ..conftest import MODEL, reference_llama
 from .forced import FORCE, second_token
 
 PROMPT = "The old lighthouse keeper looked at the sea and"
@@ -31,8 +30,7 @@ def request(text=PROMPT, **fields):
 @pytest.fixture(scope="module")
 def teacher(smollm2_path):
     """Log-softmax rows of an independent full pass over a token sequence."""
-    llama = on_llama_thread(lambda: Llama(str(smollm2_path), n_ctx=2048, n_threads=2, logits_all=True,
-                                          flash_attn=True, verbose=False))
+    llama = reference_llama(smollm2_path, n_ctx=2048, logits_all=True, flash_attn=True)
 
     def evaluate(tokens):
         llama.reset()

@@ -2,7 +2,6 @@
 
 import numpy as np
 import pytest
-from llama_cpp import Llama
 
 import edgecomplete
 from edgecomplete import Client, CompletionRequest, Prompt, Text
@@ -10,7 +9,7 @@ from edgecomplete.engine import TokenSampled, on_llama_thread
 from edgecomplete.plan import plan_completion
 
 from ..core import reference
-from ..conftest import MODEL
+from ..conftest import MODEL, reference_llama
 from .forced import FORCE, second_token
 
 STORY = "Once upon a time, in a small village by the sea, there lived"
@@ -38,9 +37,8 @@ def test_greedy_is_deterministic(client):
 def test_greedy_equals_llama_cpp_greedy(smollm2_path, flash_attention):
     with Client(flash_attention=flash_attention) as ours:
         text = complete(ours, maximum_tokens=48).completions[0].completion
-    theirs = on_llama_thread(lambda: Llama(
-        str(smollm2_path), n_ctx=1024, n_threads=2, flash_attn=flash_attention, verbose=False
-    ).create_completion(STORY, max_tokens=48, temperature=0.0, repeat_penalty=1.0))
+    llama = reference_llama(smollm2_path, n_ctx=1024, flash_attn=flash_attention)
+    theirs = on_llama_thread(lambda: llama.create_completion(STORY, max_tokens=48, temperature=0.0, repeat_penalty=1.0))
     assert text == theirs["choices"][0]["text"]
 
 

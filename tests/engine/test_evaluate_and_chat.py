@@ -6,7 +6,6 @@ import asyncio
 
 import numpy as np
 import pytest
-from llama_cpp import Llama
 
 from edgecomplete import (AsyncClient, ChatRequest, ChatStreamChunk, CompletionRequest, EvaluationRequest,
                           FinishReason, InvalidRequest, Message, Prompt, Role, StreamOptions, Usage)
@@ -14,7 +13,7 @@ from edgecomplete.chat import sampling_fields
 from edgecomplete.engine import on_llama_thread
 from edgecomplete.plan import plan_completion
 
-from ..conftest import MODEL
+from ..conftest import MODEL, reference_llama
 
 CASES = [
     ("The capital of France is", " Paris"),
@@ -26,8 +25,7 @@ CASES = [
 @pytest.fixture(scope="module")
 def log_softmax(smollm2_path):
     """Log-softmax rows of an independent full pass over a token sequence (all logits kept)."""
-    llama = on_llama_thread(lambda: Llama(str(smollm2_path), n_ctx=512, n_threads=2, logits_all=True,
-                                          flash_attn=True, verbose=False))
+    llama = reference_llama(smollm2_path, n_ctx=512, logits_all=True, flash_attn=True)
 
     def rows(tokens):
         def run():

@@ -4,10 +4,11 @@ Marked slow: it pulls 253 MB on first use; `make test` runs it, `pytest` alone s
 """
 
 import pytest
-from llama_cpp import Llama
 
 from edgecomplete import Client, CompletionRequest, Prompt, models
 from edgecomplete.engine import on_llama_thread
+
+from ..conftest import reference_llama
 
 pytestmark = pytest.mark.slow
 MODEL = "gemma-3-270m"
@@ -28,8 +29,8 @@ def test_gemma_completes_greedily_like_llama_cpp(gemma):
     assert engine.model.vocab_size == 262_144
     assert response.num_tokens_generated > 0
     assert response.num_tokens_prompt_total == len(engine.model.tokenize(prompt)) + 1  # BOS
-    theirs = on_llama_thread(lambda: Llama(str(path), n_ctx=1024, n_threads=2, flash_attn=True, verbose=False)
-                             .create_completion(prompt, max_tokens=24, temperature=0.0, repeat_penalty=1.0))
+    llama = reference_llama(path, n_ctx=1024, flash_attn=True)
+    theirs = on_llama_thread(lambda: llama.create_completion(prompt, max_tokens=24, temperature=0.0, repeat_penalty=1.0))
     assert response.completions[0].completion == theirs["choices"][0]["text"]
 
 

@@ -65,6 +65,29 @@ def test_follow_up_turns_evaluate_only_the_new_tokens_and_match_a_cold_engine(sm
             history = prompt + raw + "\n"
 
 
+LONG_TURN = ("Tell me about the harbour: the quay, the boats that tie up there, the market that sells "
+             "salt fish and rope, the council above the customs house, and the ferry to the islands. ") * 4
+
+
+def test_long_turns_past_512_cells_reuse_their_prefix_exactly(smollm2_path):
+    """Turns of about 100 tokens each, so that the history passes 512 cells and every new turn is
+    evaluated as a batch of 64 rows or more on top of the reused ones: the log-probs (not only
+    the text) are those of a cold engine that evaluates the whole prompt at once."""
+    with Client() as warm, Client() as cold:
+        engine = warm.backend.engine(MODEL)
+        history = SYSTEM
+        for turn_number in range(6):
+            prompt = turn(history, f"{turn_number}. {LONG_TURN}")
+            fields = dict(temperature=0.8, seed=turn_number, log_probs=2)
+            before = engine.stats()["prompt_tokens_reused"]
+            here = ask(warm, prompt, **fields)
+            if turn_number:
+                assert engine.stats()["prompt_tokens_reused"] > before
+            assert here == ask(cold, prompt, **fields)
+            history = prompt + here.raw_completion + "\n"
+        assert len(engine.model.tokenize(history)) > 600
+
+
 def test_a_small_context_compacts_and_stays_exact(smollm2_path):
     prompts = [f"Item {i}: the {word} is" for i, word in enumerate(["sky", "sea", "tree", "road", "cat", "moon"])]
     with Client(context_length=256) as small, Client() as big:

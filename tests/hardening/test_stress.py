@@ -1,13 +1,12 @@
 """Stress, bounded in time and count, on loopback: 16 concurrent streaming clients with random
-parameters, random cancellations and disconnects, in-process and over HTTP. No item crosses
-between requests; every finished result is well formed and as long as its run alone; afterwards
-every sequence id and KV cell is free; memory stays flat over 1,000 requests.
+parameters and prompts of a few to about 600 tokens, random cancellations and disconnects,
+in-process and over HTTP. No item crosses between requests; every finished result equals its run
+alone (same seed), with prefix reuse and speculation on; afterwards every sequence id and KV cell
+is free; memory stays flat over 1,000 requests.
 
-Found here and not yet fixed (issue 15 stays open): under sustained load the cache never idles,
-so retired cells are not compacted and the KV span llama.cpp attends over grows; past 512 cells
-its CPU attention splits the span across threads and rounds differently, and some sampled
-completions then differ from their run alone in a near-tie token. The tests count them and print
-the rate; exactness under any load needs the engine to compact (or reuse cells) while it runs."""
+Exactness under sustained load needs the bf16 KV cache (the engine's default on the CPU): over
+f16, llama.cpp's CPU attention takes other paths for one row past 512 cells and for 64 rows or
+more, and about one sampled completion in ten differed from its run alone."""
 
 import asyncio
 import json
@@ -27,8 +26,12 @@ from ..server.conftest import app_server
 
 CLIENTS = 16
 SECONDS = 40  # per face
+PARAGRAPH = ("The harbour town grew around a sheltered bay where fishing boats, grain ships and the "
+             "ferry to the islands all tied up along one long stone quay. Its market sold salt fish, rope, "
+             "wool and wine, and its council met above the customs house every second Tuesday. ")
 PROMPTS = ["The history of the old harbour town", "Ingredients:\n-", "def add(a, b):", "Dear team,",
-           "Q: Why is the sky blue?\nA:", "Once upon a time", "The three laws of motion"]
+           "Q: Why is the sky blue?\nA:", "Once upon a time", "The three laws of motion",
+           PARAGRAPH + "In the spring of that year", PARAGRAPH * 4 + "Summary:", PARAGRAPH * 9 + "The next chapter"]
 
 
 def random_request(rng: random.Random) -> CompletionRequest:
@@ -49,9 +52,7 @@ def check_own_items(items, request):
 
 @pytest.fixture(scope="module")
 def exact(smollm2_path):
-    """No prefix slots: a reused prefix computes exactly only under the same KV occupancy, which
-    a stress run does not keep (the README's prefix-reuse section)."""
-    with Client(prefix_cache=False) as client:
+    with Client() as client:
         yield client
 
 
@@ -94,6 +95,7 @@ def test_sixteen_concurrent_streams_in_process_with_cancellations(exact):
         assert response.num_tokens_prompt_total == alone.num_tokens_prompt_total
         differ += alone.completions != response.completions
     print(f"in-process: {len(finished)} finished, {cancelled} cancelled, {differ} differ from their run alone")
+    assert differ == 0
 
 
 def test_sixteen_concurrent_streams_over_http_with_disconnects(exact):
@@ -135,7 +137,7 @@ def test_sixteen_concurrent_streams_over_http_with_disconnects(exact):
     stats = engine.stats()
     assert stats["requests_active"] == stats["sequence_ids_in_use"] == stats["sequences_with_cells"] == 0
     differ = 0
-    for request, events in finished[:: max(1, len(finished) // 60)]:  # a sample, alone
+    for request, events in finished:
         alone = exact.complete(request, MODEL)
         assert events[-1]["num_tokens_prompt_total"] == alone.num_tokens_prompt_total
         assert sorted(e["index"] for e in events if e["type"] == "stream_summary") == list(range(request.n))
@@ -144,7 +146,8 @@ def test_sixteen_concurrent_streams_over_http_with_disconnects(exact):
             if event["type"] == "stream_chunk":
                 texts[event["index"]] = texts.get(event["index"], "") + event["completion"]
         differ += [texts.get(i, "") for i in range(request.n)] != [c.completion for c in alone.completions]
-    print(f"over HTTP: {len(finished)} finished, {dropped} hung up, {differ} of a sample differ from their run alone")
+    print(f"over HTTP: {len(finished)} finished, {dropped} hung up, {differ} differ from their run alone")
+    assert differ == 0
 
 
 def rss_mb() -> float:

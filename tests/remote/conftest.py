@@ -7,6 +7,7 @@ import os
 import pytest
 
 from edgecomplete import Client
+from edgecomplete.engine.llama import default_kv_cache
 
 from ..servers import llama_server
 from ..server.conftest import TOKEN, start_server, stop_server
@@ -18,7 +19,8 @@ def llama_server_url(smollm2_path):
     if os.environ.get("EDGECOMPLETE_TEST_LLAMA_SERVER"):  # one already running (debugging)
         yield os.environ["EDGECOMPLETE_TEST_LLAMA_SERVER"]
         return
-    with llama_server.running(smollm2_path, "-c", "8192", "--parallel", "4", "-fa", "on") as url:
+    with llama_server.running(smollm2_path, "-c", "8192", "--parallel", "4", "-fa", "on",
+                              "-ctk", default_kv_cache(), "-ctv", default_kv_cache()) as url:
         yield url
 
 
