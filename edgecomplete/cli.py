@@ -153,8 +153,7 @@ def _complete(args: argparse.Namespace) -> int:
     if args.stream and not can_stream(request):  # said in the CLI's terms
         raise ValueError("--best-of cannot be streamed: every candidate must end before the best are "
                          "chosen; drop --stream or --best-of")
-    with Client(context_length=args.context_length, threads=args.threads, speculation=args.speculation,
-                kv_cache=args.kv_cache,
+    with Client(**engine_options(args),
                 mmproj=projectors([args.model], [args.mmproj] if args.mmproj else []), **remote_options(args)) as client:
         # Started (validated, model loaded) before anything is printed.
         items = with_pulled_model(args.model, lambda: client.backend.stream(request, args.model, streamed=args.stream))
@@ -273,8 +272,7 @@ def _serve(args: argparse.Namespace) -> int:
 
         backend = remote_backend(args.backend, args.protocol, args.backend_token)
     else:
-        backend = LocalBackend(context_length=args.context_length, threads=args.threads, speculation=args.speculation,
-                               kv_cache=args.kv_cache,
+        backend = LocalBackend(**engine_options(args),
                                max_sequences=args.max_sequences, max_waiting=args.max_waiting,
                                projectors=projectors(names, args.mmproj or []))
     with Client(backend=backend) as client:
@@ -414,6 +412,12 @@ def add_engine_flags(parser: argparse.ArgumentParser, remote: bool = True) -> No
                                  "default), an OpenAI-compatible server (vLLM), or llama.cpp's llama-server")
         parser.add_argument("--token", default=os.environ.get("EDGECOMPLETE_TOKEN"), metavar="TOKEN",
                             help="bearer token for --host (default $EDGECOMPLETE_TOKEN)")
+
+
+def engine_options(args: argparse.Namespace) -> Dict[str, Any]:
+    """Client / LocalBackend options from the flags of `add_engine_flags`."""
+    return {"context_length": args.context_length, "threads": args.threads, "speculation": args.speculation,
+            "kv_cache": args.kv_cache}
 
 
 def remote_options(args: argparse.Namespace) -> Dict[str, Any]:

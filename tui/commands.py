@@ -7,7 +7,7 @@ from __future__ import annotations
 import argparse
 
 from edgecomplete import CompletionRequest, Prompt, check_request, models
-from edgecomplete.cli import add_engine_flags, ensure_model, remote_options
+from edgecomplete.cli import add_engine_flags, engine_options, ensure_model, remote_options
 from edgecomplete.fields import unescape
 
 
@@ -45,8 +45,7 @@ def _chat(args: argparse.Namespace) -> int:
     check_request(CompletionRequest(prompt=Prompt.from_text(""), **params))  # before a model is pulled
     if not args.host:
         ensure_model(args.model)
-    return run_chat(args.model, args.system, params, context_length=args.context_length, threads=args.threads,
-                    speculation=args.speculation, kv_cache=args.kv_cache, mmproj=args.mmproj,
+    return run_chat(args.model, args.system, params, engine=engine_options(args), mmproj=args.mmproj,
                     remote=remote_options(args))
 
 

@@ -41,15 +41,12 @@ COMMANDS = {
 }
 
 
-def run_chat(model: str, system: str, params: Dict[str, Any], *, context_length: Optional[int] = None,
-             threads: Optional[int] = None, speculation: bool = True, kv_cache: Optional[str] = None,
-             mmproj: Optional[str] = None,
-             remote: Optional[Dict[str, Any]] = None) -> int:
+def run_chat(model: str, system: str, params: Dict[str, Any], *, engine: Optional[Dict[str, Any]] = None,
+             mmproj: Optional[str] = None, remote: Optional[Dict[str, Any]] = None) -> int:
     """Chat with `model` (its vision projector `mmproj`, if given) until /exit or the end of
-    input; `params` are CompletionRequest fields (maximum_tokens, temperature). Returns the exit
-    status."""
-    with Client(context_length=context_length, threads=threads, speculation=speculation, kv_cache=kv_cache,
-                mmproj={model: mmproj} if mmproj else None,
+    input; `params` are CompletionRequest fields (maximum_tokens, temperature); `engine` are the
+    local engine's Client options (context_length, threads, ...). Returns the exit status."""
+    with Client(**(engine or {}), mmproj={model: mmproj} if mmproj else None,
                 **(remote or {})) as client:
         if not client.model_info(model)["chat"]:
             raise NoChatTemplateError(

@@ -5,7 +5,7 @@ from edgecomplete import Client, CompletionRequest, Prompt
 from edgecomplete.engine import TokenSampled
 from edgecomplete.plan import plan_completion
 
-from ..conftest import MODEL
+from ..conftest import MODEL, needs_batched_rows_exact
 
 SYSTEM = "<|im_start|>system\nYou are a helpful AI assistant named SmolLM, trained by Hugging Face<|im_end|>\n"
 
@@ -75,6 +75,7 @@ def test_long_turns_past_512_cells_reuse_their_prefix_exactly(smollm2_path):
     the text) are those of a cold engine that evaluates the whole prompt at once."""
     with Client() as warm, Client() as cold:
         engine = warm.backend.engine(MODEL)
+        needs_batched_rows_exact(engine)  # a new turn's rows in one batch vs the whole prompt's
         history = SYSTEM
         for turn_number in range(6):
             prompt = turn(history, f"{turn_number}. {LONG_TURN}")

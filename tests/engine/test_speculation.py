@@ -3,10 +3,10 @@ log-probs and stream items are those of decoding without it, with every feature,
 concurrently; the KV cells of rejected drafts go; maximum_tokens holds.
 
 Exact equality is what llama.cpp gives here: a batch row computed as alone (the engine's probe,
-`speculation_rows`), and at most 256 cells in use (llama.cpp pads the span it attends over to a
-multiple of 256, and from 512 on its CPU attention splits a single row's span across threads and
-rounds differently): so these clients keep no prefix cache, and the requests stay short enough
-that prompt, candidates and retired drafts fit in 256 cells.
+`speculation_rows`). Over an f16 KV cache it also needs at most 256 cells in use (llama.cpp pads
+the span it attends over to a multiple of 256, and from 512 on its CPU attention splits a single
+row's span across threads); the default bf16 cache does not, but these clients still keep no
+prefix cache and short requests, so that the tests hold over either cache.
 """
 
 from concurrent.futures import ThreadPoolExecutor
@@ -102,9 +102,10 @@ def test_stream_items_are_those_without_speculation(clients):
 
 
 def test_concurrent_requests_with_drafts_are_each_as_alone(clients):
-    """Short prompts, as in test_streaming's concurrency test: a long prompt evaluated beside other
-    requests' rows rounds otherwise than alone even without speculation (README: Exactness), so
-    here the drafts come from completions that repeat themselves."""
+    """Short prompts, as in test_streaming's concurrency test (over an f16 cache a long prompt
+    evaluated beside other requests' rows rounds otherwise than alone; tests/hardening/test_stress
+    covers long prompts over the default cache), so here the drafts come from completions that
+    repeat themselves."""
     plain, speculative = clients
     needs_drafts(speculative)
     prompts = ["one two three one two three one", "A B C D A B C D A", "red blue red blue red",

@@ -34,9 +34,10 @@ def examples(pairs):
 
 @pytest.fixture(scope="module")
 def isolated(smollm2_path):
-    """An engine of its own without prefix slots, for comparisons that must be exact: llama.cpp's
-    attention over 512 cells or more rounds by the cache's size, and the session engine's slots
-    hold what other tests left there."""
+    """An engine of its own without prefix slots, for comparisons that must be exact: over an f16
+    KV cache llama.cpp's attention over 512 cells or more rounds by the cache's size, and the
+    session engine's slots hold what other tests left there (the default bf16 cache has no such
+    limit; the comparisons hold over either)."""
     with Client(prefix_cache=False) as client:
         yield client
 

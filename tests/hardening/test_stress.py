@@ -21,7 +21,7 @@ from edgecomplete import AsyncClient, Client, CompletionRequest, Prompt
 from edgecomplete.completion import CompletionSummary, StreamChunk, StreamSummary
 from edgecomplete.stream import fold
 
-from ..conftest import MODEL
+from ..conftest import MODEL, needs_batched_rows_exact
 from ..server.conftest import app_server
 
 CLIENTS = 16
@@ -95,6 +95,7 @@ def test_sixteen_concurrent_streams_in_process_with_cancellations(exact):
         assert response.num_tokens_prompt_total == alone.num_tokens_prompt_total
         differ += alone.completions != response.completions
     print(f"in-process: {len(finished)} finished, {cancelled} cancelled, {differ} differ from their run alone")
+    needs_batched_rows_exact(engine)
     assert differ == 0
 
 
@@ -147,6 +148,7 @@ def test_sixteen_concurrent_streams_over_http_with_disconnects(exact):
                 texts[event["index"]] = texts.get(event["index"], "") + event["completion"]
         differ += [texts.get(i, "") for i in range(request.n)] != [c.completion for c in alone.completions]
     print(f"over HTTP: {len(finished)} finished, {dropped} hung up, {differ} differ from their run alone")
+    needs_batched_rows_exact(engine)
     assert differ == 0
 
 
