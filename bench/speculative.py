@@ -6,10 +6,15 @@ the same text with and without speculation. Per model and task, in one run, inte
 edgecomplete without speculation, llama-cpp-python's create_completion, and llama-cpp-python with
 its own prompt-lookup decoding (`LlamaPromptLookupDecoding`, its defaults: n-grams up to 2, 10
 tokens a draft). Flash attention on for all (llama.cpp's choice for the CPU), no prompt cache,
-same GGUF, prompt and threads. Targets (issue 16): on the quoting tasks >= 1.5x plain
+same GGUF, prompt, threads and KV cache type (edgecomplete's, bf16 on the CPU: over its default
+f16 llama-cpp-python rounds otherwise and greedy text can part at a near-tie, and speed compares
+only over the same text; `--reference-kv-cache f16` gives llama-cpp-python its default). Targets (issue 16): on the quoting tasks >= 1.5x plain
 llama-cpp-python and >= 1.2x its prompt lookup; on the free story >= 0.97x edgecomplete
 without speculation. Also prints the acceptance rate (accepted / drafted), drafts accepted per
-decode step, and whether the text with speculation is the one without it.
+decode step, whether the text with speculation is the one without it, and, on the greedy
+tasks, whether it is llama-cpp-python's and its lookup's text (1/0 each: tokens/s compare only
+over the same text). All see the same prompt tokens: the request keeps the prompt's final
+whitespace (`disable_optimizations`), as llama-cpp-python does.
 
     python -m bench.speculative [--models smollm2-135m gemma-3-270m] [--tokens 256] [--repeats 3] [--tasks code ...]
 """
@@ -19,6 +24,7 @@ from __future__ import annotations
 from llama_cpp.llama_speculative import LlamaPromptLookupDecoding
 
 from edgecomplete import Client, CompletionRequest, Prompt
+from edgecomplete.engine.llama import KV_CACHE_TYPES, default_kv_cache
 
 from .common import SAMPLING, arguments, interleaved_rates, model_path, print_table, reference_llama, save
 
@@ -62,19 +68,23 @@ def main() -> None:
     parser = arguments(__doc__)
     parser.set_defaults(tokens=256, repeats=3)
     parser.add_argument("--tasks", nargs="+", default=list(TASKS), choices=list(TASKS))
+    parser.add_argument("--reference-kv-cache", choices=sorted(KV_CACHE_TYPES),
+                        help="llama-cpp-python's KV cache type (default: edgecomplete's, so both compute the same text)")
     options = parser.parse_args()
     rows, report = [], []
     for name in options.models:
         path = model_path(name)
-        plain_reference = reference_llama(path, options.threads, flash_attention=True, n_ctx=4096)
-        lookup_reference = reference_llama(path, options.threads, flash_attention=True, n_ctx=4096,
-                                           draft_model=LlamaPromptLookupDecoding())
+        cache = KV_CACHE_TYPES[options.reference_kv_cache or default_kv_cache()]
+        same = dict(flash_attention=True, n_ctx=4096, type_k=cache, type_v=cache)
+        plain_reference = reference_llama(path, options.threads, **same)
+        lookup_reference = reference_llama(path, options.threads, **same, draft_model=LlamaPromptLookupDecoding())
         speculative = Client(threads=options.threads, prefix_cache=False)
         plain = Client(threads=options.threads, prefix_cache=False, speculation=False)
         for task in options.tasks:
             prompt, sampling = TASKS[task], SAMPLED.get(task, {})
             request = CompletionRequest(prompt=Prompt.from_text(prompt), maximum_tokens=options.tokens,
-                                        minimum_tokens=options.tokens, **sampling)  # no early end: equal work
+                                        minimum_tokens=options.tokens, disable_optimizations=True,
+                                        **sampling)  # no early end: equal work; the prompt's final whitespace kept, as llama-cpp-python keeps it
             last = {}
 
             def ours(client, key):
@@ -83,32 +93,40 @@ def main() -> None:
                     return last[key].num_tokens_generated
                 return run
 
-            def reference_run(llama):
+            def reference_run(llama, key):
                 def run():
                     out = llama.complete(prompt, max_tokens=options.tokens, repeat_penalty=1.0, min_p=0.0,
                                          temperature=sampling.get("temperature", 0.0), top_k=sampling.get("top_k", 40),
                                          top_p=sampling.get("top_p", 1.0), seed=sampling.get("seed", 0),
                                          logit_bias={llama.llama.token_eos(): -1e9})  # as minimum_tokens
+                    last[key] = out["choices"][0]["text"]
                     return out["usage"]["completion_tokens"]
                 return run
 
             rates = interleaved_rates({
                 "edgecomplete": ours(speculative, "speculative"),
                 "edgecomplete, no speculation": ours(plain, "plain"),
-                "llama-cpp-python": reference_run(plain_reference),
-                "llama-cpp-python prompt lookup": reference_run(lookup_reference),
+                "llama-cpp-python": reference_run(plain_reference, "reference"),
+                "llama-cpp-python prompt lookup": reference_run(lookup_reference, "lookup"),
             }, options.repeats)
             edge, edge_plain, ref, ref_lookup = (r["tokens_per_s"] for r in rates.values())
             stats = last["speculative"].decode_stats
             same = last["speculative"].completions == last["plain"].completions
+            text = last["speculative"].completions[0].completion
+            # greedy, llama-cpp-python's text is ours where its rows round as ours (its lookup's batches may not)
+            same_as_reference = (None if sampling else
+                                 f"{int(text == last['reference'])}/{int(text == last['lookup'])}")
             acceptance = stats.accepted_drafts / stats.drafted_tokens if stats.drafted_tokens else 0.0
             rows.append([name, task, f"{edge:.1f}", f"{edge_plain:.1f}", f"{ref:.1f}", f"{ref_lookup:.1f}",
                          f"{edge / ref:.2f}", f"{edge / ref_lookup:.2f}", f"{edge / edge_plain:.2f}",
-                         f"{100 * acceptance:.0f}%", f"{stats.accepted_per_step:.2f}", "yes" if same else "NO"])
+                         f"{100 * acceptance:.0f}%", f"{stats.accepted_per_step:.2f}", "yes" if same else "NO",
+                         same_as_reference or "—"])
             report.append({"model": name, "task": task, "rates": rates, "ratio_vs_llama_cpp_python": edge / ref,
                            "ratio_vs_prompt_lookup": edge / ref_lookup, "ratio_vs_no_speculation": edge / edge_plain,
                            "drafted": stats.drafted_tokens, "accepted": stats.accepted_drafts,
                            "decode_steps": stats.decode_steps, "same_text": same,
+                           "same_text_as_llama_cpp_python_and_its_lookup": same_as_reference,
+                           "reference_kv_cache": options.reference_kv_cache or default_kv_cache(),
                            "speculation_rows": speculative.backend.engine(name).speculation_rows})
         speculative.close()
         plain.close()
@@ -116,7 +134,7 @@ def main() -> None:
         f"tokens/s, {options.tokens} tokens (median of {options.repeats}, {options.threads} threads); "
         "ratios: edgecomplete / the column named",
         ["model", "task", "edgecomplete", "no spec", "llama-cpp-python", "its lookup", "vs llama-cpp-python",
-         "vs lookup", "vs no spec", "accepted", "drafts/step", "same text"],
+         "vs lookup", "vs no spec", "accepted", "drafts/step", "same text", "same as llama-cpp-python/lookup"],
         rows,
     )
     print(f"\nsaved {save('speculative', report)}")

@@ -14,7 +14,7 @@ MODEL = "smollm2-135m"
 
 def needs_batched_rows_exact(engine) -> None:
     """Skip, saying why, where llama.cpp computes a row of a batch otherwise than the same row
-    alone on this CPU for this model (the engine's probe, `speculation_rows`: 13 rows batch
+    alone on this CPU for this model (the engine's probe, `speculation_rows`: 16 rows batch
     exactly on the build machine). Comparisons of rows that shared a batch with runs alone need
     it."""
     from edgecomplete.engine.drafts import MAX_DRAFT
@@ -22,6 +22,15 @@ def needs_batched_rows_exact(engine) -> None:
     if engine.speculation_rows < 1 + MAX_DRAFT:
         pytest.skip(f"llama.cpp rounds a batched row otherwise than alone here (exact up to "
                     f"{engine.speculation_rows} rows): runs together cannot equal runs alone")
+
+
+def verify_every_draft(engine, monkeypatch) -> None:
+    """The engine verifies every draft that fits in a step, whatever its DraftPolicy learnt: an
+    engine shared by several tests learns from their sampled text (and from this machine's
+    timings) how often drafts pay, and may stop drafting. For tests that need drafts verified."""
+    policy = engine.draft_policy
+    monkeypatch.setattr(policy, "choose", lambda draft, drafter, rows_before:
+                        max(0, min(len(draft.tokens), policy.most_rows - rows_before - 1)))
 
 
 def reference_llama(path, **options):

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from typing import Dict, List, Sequence, Tuple
 
 NGRAM_SIZES = (3, 2)  # the longest match first: longer contexts predict better
-MAX_DRAFT = 12  # drafted tokens per candidate and step at most
+MAX_DRAFT = 15  # drafted tokens per candidate and step at most
 LONGEST_MATCH = 32  # a match is measured back this far at most
 OCCURRENCES = 16  # the latest occurrences of an n-gram that are compared
 
@@ -81,8 +81,9 @@ class Drafter:
         _register(self.ends, self.tokens, len(self.tokens) - 1)
 
     def draft(self, count: int) -> Draft:
-        """Up to `count` tokens that followed the best-aligned earlier occurrence of the current
-        ending: the one whose preceding tokens match furthest back, the latest of equals."""
+        """`count` tokens that followed the best-aligned earlier occurrence of the current ending
+        (the one whose preceding tokens match furthest back, the latest of equals); where they
+        reach the present, the text from that occurrence on repeats, and so does the draft."""
         tokens, length = self.tokens, len(self.tokens)
         if count <= 0:
             return Draft([], 0)
@@ -101,7 +102,11 @@ class Drafter:
                 if match > best_match:
                     best, best_match = end, match
             if best >= 0:
-                return Draft(tokens[best:min(best + count, length)], best_match)
+                drafted = tokens[best:min(best + count, length)]
+                period = length - best  # an occurrence that runs into the present: the text repeats
+                while len(drafted) < count:  # with this period (a loop), and the draft goes on with it
+                    drafted.append(drafted[len(drafted) - period])
+                return Draft(drafted, best_match)
         return Draft([], 0)
 
     def record(self, drafted: int, accepted: int) -> None:

@@ -267,7 +267,9 @@ class LlamaModel:
         decodes at most this many rows in a step, so that its text is the one without it.
         Call before anything else uses the context: it decodes on sequence 0 and empties it."""
         tokens = [t for t in self.tokenize("one two three four five six seven eight nine ten eleven twelve "
-                                           "thirteen fourteen fifteen sixteen seventeen", parse_special=False)]
+                                           "thirteen fourteen fifteen sixteen seventeen eighteen nineteen "
+                                           "twenty twenty-one twenty-two twenty-three twenty-four",
+                                           parse_special=False)]
         start = 4
         most = min(most, self.batch_size, self.context_length - start)  # a small context: fewer
         probe = tokens[start:start + most]
@@ -283,7 +285,7 @@ class LlamaModel:
             self.decode([BatchEntry(t, p, 0, False) for p, t in enumerate(tokens[:start])])
             alone = b"".join(rows(self.decode([BatchEntry(t, start + i, 0, True)]), 1) for i, t in enumerate(probe))
             exact = 1
-            for count in sorted({most, 8, 4, 3, 2}, reverse=True):
+            for count in sorted({most, 13, 8, 4, 3, 2}, reverse=True):
                 if count > most or count <= exact:
                     continue
                 self.truncate_sequence(0, start)

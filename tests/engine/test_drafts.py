@@ -18,7 +18,8 @@ def test_drafts_continue_the_best_aligned_earlier_occurrence():
     # 1 2 3 occurs twice before the end; the second is preceded by 0 as the end is: better aligned
     d = drafter([1, 2, 3, 4, 5, 9, 0, 1, 2, 3, 7, 8, 6, 0, 1, 2, 3])
     assert d.draft(2) == Draft([7, 8], 4)
-    assert d.draft(10).tokens == [7, 8, 6, 0, 1, 2, 3]  # up to the end of what exists
+    # what followed reaches the end: the text since then repeats (period 7), and so does the draft
+    assert d.draft(10).tokens == [7, 8, 6, 0, 1, 2, 3, 7, 8, 6]
     # equally aligned: the latest
     assert drafter([1, 2, 3, 4, 1, 2, 3, 5, 1, 2, 3]).draft(1) == Draft([5], 3)
 
@@ -62,7 +63,10 @@ def test_a_draft_is_what_followed_the_best_aligned_occurrence(prompt, completion
             return match
 
         best = max(ends, key=lambda e: (aligned(e), e))
-        expected = Draft(tokens[best:best + count], aligned(best))
+        looped = list(tokens)  # the text from `best` on, repeated: a loop goes on
+        while len(looped) < best + count:
+            looped.append(looped[len(looped) - (length - best)])
+        expected = Draft(looped[best:best + count], aligned(best))
         break
     assert d.draft(count) == expected
 

@@ -8,7 +8,7 @@ import pytest
 from edgecomplete import Client, CompletionRequest, Prompt, models
 from edgecomplete.engine import on_llama_thread
 
-from ..conftest import reference_llama
+from ..conftest import reference_llama, verify_every_draft
 
 pytestmark = pytest.mark.slow
 MODEL = "gemma-3-270m"
@@ -49,10 +49,11 @@ def test_gemma_samples_candidates_with_penalties_and_stops(gemma):
         assert result.finish_reason in ("maximum_tokens", "end_of_text", "stop_sequence_reached")
 
 
-def test_gemma_with_speculation_gives_the_text_without_it(gemma):
+def test_gemma_with_speculation_gives_the_text_without_it(gemma, monkeypatch):
     """Sliding-window layers and a probe that allows few rows (Q4_K weights multiply 4 rows at a
     time with other rounding on some CPUs): drafts still give the same greedy text and log-probs."""
     client, _ = gemma
+    verify_every_draft(client.backend.engine(MODEL), monkeypatch)
     prompt = ("Colours: red, green, blue, yellow, purple, orange.\nThe same colours again: red, green, blue, "
               "yellow, purple, orange.\nThe same colours again:")
     request = CompletionRequest(prompt=Prompt.from_text(prompt), maximum_tokens=40, minimum_tokens=40, log_probs=2)

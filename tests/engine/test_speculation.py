@@ -18,7 +18,7 @@ from edgecomplete import Client, CompletionRequest, Prompt
 from edgecomplete.engine import on_llama_thread
 from edgecomplete.engine.drafts import MAX_DRAFT
 
-from ..conftest import MODEL
+from ..conftest import MODEL, verify_every_draft
 
 RECORD = "name: Ada Lovelace\nborn: 10 December 1815\nknown for: the first computer program\n"
 TASKS = {
@@ -49,7 +49,7 @@ def both(clients, req):
 
 def needs_drafts(client) -> None:
     """Skip where the probe turned speculation off: a CPU whose llama.cpp kernels round a batch
-    row of this model otherwise than a row alone (13 rows batch exactly on the build machine)."""
+    row of this model otherwise than a row alone (16 rows batch exactly on the build machine)."""
     if client.backend.engine(MODEL).speculation_rows == 1:
         pytest.skip("this CPU's llama.cpp rounds batched rows of this model otherwise: no drafts here")
 
@@ -101,13 +101,14 @@ def test_stream_items_are_those_without_speculation(clients):
     assert theirs == ours
 
 
-def test_concurrent_requests_with_drafts_are_each_as_alone(clients):
+def test_concurrent_requests_with_drafts_are_each_as_alone(clients, monkeypatch):
     """Short prompts, as in test_streaming's concurrency test (over an f16 cache a long prompt
     evaluated beside other requests' rows rounds otherwise than alone; tests/hardening/test_stress
     covers long prompts over the default cache), so here the drafts come from completions that
     repeat themselves."""
     plain, speculative = clients
     needs_drafts(speculative)
+    verify_every_draft(speculative.backend.engine(MODEL), monkeypatch)
     prompts = ["one two three one two three one", "A B C D A B C D A", "red blue red blue red",
                "def f(): return 1\ndef g(): return"]
     requests = [CompletionRequest(prompt=Prompt.from_text(p), maximum_tokens=32,
@@ -140,15 +141,9 @@ def test_rejected_drafts_leave_no_cells(clients):
 
 def test_a_kept_prefix_holds_exactly_its_tokens(client, engine, monkeypatch):
     """With the prefix cache, a finished request's cells are kept: with drafts rejected along the
-    way, the kept sequence holds one cell per token, at positions 0 .. len - 1.
-
-    The session's engine has learnt from earlier tests (and from this machine's timings) how
-    often drafts pay, and may have stopped drafting sampled text: here it verifies every draft
-    that fits, so that drafts are rejected whatever it learnt."""
+    way, the kept sequence holds one cell per token, at positions 0 .. len - 1."""
     needs_drafts(client)
-    policy = engine.draft_policy
-    monkeypatch.setattr(policy, "choose", lambda draft, drafter, rows_before:
-                        max(0, min(len(draft.tokens), policy.most_rows - rows_before - 1)))
+    verify_every_draft(engine, monkeypatch)  # CI once saw no draft in 20 seeds of the session's engine
     for seed in range(20):  # until a request had drafts rejected
         stats = client.complete(request("code", temperature=1.0, seed=seed, maximum_tokens=48), MODEL).decode_stats
         if stats.drafted_tokens > stats.accepted_drafts:
