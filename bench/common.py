@@ -8,12 +8,14 @@ ratios (edgecomplete / reference: > 1 means edgecomplete is faster).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import statistics
 import time
 from pathlib import Path
 from typing import Callable, Dict, List
 
+import llama_cpp.llama_cpp as llama_cpp_bindings
 from llama_cpp import Llama
 
 from edgecomplete import models
@@ -41,14 +43,37 @@ def model_path(name: str) -> Path:
     return models.pull(name)
 
 
+@contextlib.contextmanager
+def weight_repacking(repack: bool):
+    """llama-cpp-python's Llama takes no `use_extra_bufts`: one made inside this block loads its
+    weights repacked for llama.cpp's multi-row CPU kernels (its default) or not, as edgecomplete
+    does by default (`Client(repack=False)`). Not thread-safe: for the llama thread."""
+    default = llama_cpp_bindings.llama_model_default_params
+
+    def params():
+        chosen = default()
+        chosen.use_extra_bufts = repack
+        return chosen
+
+    llama_cpp_bindings.llama_model_default_params = params
+    try:
+        yield
+    finally:
+        llama_cpp_bindings.llama_model_default_params = default
+
+
 class Reference:
     """llama-cpp-python's Llama, run on edgecomplete's llama thread: llama.cpp's OpenMP worker teams
-    belong to the calling thread, and two teams in one process slow both engines down."""
+    belong to the calling thread, and two teams in one process slow both engines down. `repack`:
+    see `weight_repacking` (llama-cpp-python's default: True)."""
 
-    def __init__(self, path: Path, threads: int, flash_attention: bool, n_ctx: int = 2048, **options):
-        self.llama = on_llama_thread(lambda: Llama(str(path), n_ctx=n_ctx, n_threads=threads,
-                                                   n_threads_batch=threads, flash_attn=flash_attention,
-                                                   verbose=False, **options))
+    def __init__(self, path: Path, threads: int, flash_attention: bool, n_ctx: int = 2048, repack: bool = True,
+                 **options):
+        def load():
+            with weight_repacking(repack):
+                return Llama(str(path), n_ctx=n_ctx, n_threads=threads, n_threads_batch=threads,
+                             flash_attn=flash_attention, verbose=False, **options)
+        self.llama = on_llama_thread(load)
 
     def complete(self, prompt: str, **options):
         """create_completion without the prompt cache (edgecomplete evaluates every prompt too)."""

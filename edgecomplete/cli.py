@@ -404,6 +404,10 @@ def add_engine_flags(parser: argparse.ArgumentParser, remote: bool = True) -> No
     parser.add_argument("--kv-cache", default=None, choices=("bf16", "f16", "q8_0"),
                         help="the KV cache's element type (default: bf16 on the CPU, where a request computes "
                              "exactly what it would alone next to others; f16 where the build offloads to a GPU)")
+    parser.add_argument("--repack", action="store_true",
+                        help="let llama.cpp repack the weights for its multi-row kernels (off by default: they "
+                             "round a batch otherwise than a row alone, which ends exactness next to other "
+                             "requests and limits speculation to 2 drafts a step)")
     if remote:
         parser.add_argument("--host", default=None, metavar="URL",
                             help="a remote engine instead of the local one (http:// or https://)")
@@ -417,7 +421,7 @@ def add_engine_flags(parser: argparse.ArgumentParser, remote: bool = True) -> No
 def engine_options(args: argparse.Namespace) -> Dict[str, Any]:
     """Client / LocalBackend options from the flags of `add_engine_flags`."""
     return {"context_length": args.context_length, "threads": args.threads, "speculation": args.speculation,
-            "kv_cache": args.kv_cache}
+            "kv_cache": args.kv_cache, "repack": args.repack}
 
 
 def remote_options(args: argparse.Namespace) -> Dict[str, Any]:

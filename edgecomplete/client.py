@@ -53,6 +53,12 @@ class Client:
         it makes a request compute exactly what it would alone, next to any other requests; f16,
         llama.cpp's default, where this build offloads to a GPU). f16 on the CPU evaluates long
         prompts faster and matches llama.cpp's own numerics.
+    repack: let llama.cpp repack the weights for its multi-row CPU kernels (its default), where
+        it has them for the model's types (e.g. Q4_K, Q4_0). Off by default: they compute a batch
+        of 4 or more rows otherwise than a row alone, so a request would round otherwise next to
+        others, and a step may verify at most 2 drafts; without them gemma-3-270m (Q4_K) batches 7
+        rows exactly, at the same speed on this build machine (AVX-512). On CPUs where they are
+        faster for long prompts, True trades that exactness for it.
     mmproj: the vision projector (mmproj GGUF) of the models this client loads by path, so that
         their prompts may hold images; or a mapping from model (name or path) to its projector.
         A model registered with one (`edgecomplete models add NAME --gguf ... --mmproj ...`)
@@ -78,6 +84,7 @@ class Client:
         prefix_cache: bool = True,
         speculation: bool = True,
         kv_cache: Optional[str] = None,
+        repack: bool = False,
         mmproj: Optional[Union[str, Path, Mapping[str, Union[str, Path]]]] = None,
         backend: Optional[Union[Backend, str]] = None,
     ) -> None:
@@ -94,7 +101,7 @@ class Client:
 
             backend = LocalBackend(context_length=context_length, threads=threads, max_sequences=max_sequences,
                                    flash_attention=flash_attention, prefix_cache=prefix_cache,
-                                   speculation=speculation, kv_cache=kv_cache,
+                                   speculation=speculation, kv_cache=kv_cache, repack=repack,
                                    projectors=mmproj if isinstance(mmproj, Mapping) else None,
                                    projector=None if isinstance(mmproj, Mapping) else mmproj)
         self.backend = backend

@@ -45,7 +45,7 @@ def default_kv_cache() -> str:
 
 
 def check_context_options(context_length: Optional[int], max_sequences: int, threads: Optional[int] = None,
-                          kv_cache: Optional[str] = None) -> None:
+                          kv_cache: Optional[str] = None, repack: bool = False) -> None:
     """Refuse what llama.cpp would abort on (it asserts rather than fails). Its batch is at most
     the context length (causal attention needs no more), and the batch must hold one logits row
     per sequence id: so the context must be at least as long as there are sequence ids. Threads
@@ -59,6 +59,8 @@ def check_context_options(context_length: Optional[int], max_sequences: int, thr
     if kv_cache is not None and (not isinstance(kv_cache, str) or kv_cache not in KV_CACHE_TYPES):
         raise InvalidRequest("kv_cache", f"must be one of {', '.join(KV_CACHE_TYPES)} (or None: "
                              f"{default_kv_cache()} here), got {kv_cache!r}")
+    if not isinstance(repack, bool):
+        raise InvalidRequest("repack", f"must be True or False, got {repack!r}")
 
     most = LLAMA_MAX_SEQ - sequence_ids(0)
     if not is_int(max_sequences) or not 1 <= max_sequences <= most:
@@ -105,11 +107,13 @@ class LlamaModel:
         max_sequences: int = DEFAULT_MAX_SEQUENCES,
         flash_attention: Optional[bool] = None,
         kv_cache: Optional[str] = None,
+        repack: bool = False,
     ):
-        check_context_options(context_length, max_sequences, threads, kv_cache)
+        check_context_options(context_length, max_sequences, threads, kv_cache, repack)
         init_backend()
         self.path = Path(path)
         model_params = llama_cpp.llama_model_default_params()
+        model_params.use_extra_bufts = repack  # see `Client`'s repack
         self._model = llama_cpp.llama_model_load_from_file(str(self.path).encode(), model_params)
         if not self._model:
             raise ModelError(f"llama.cpp could not load {self.path} (not a GGUF model it supports)")
@@ -285,7 +289,7 @@ class LlamaModel:
             self.decode([BatchEntry(t, p, 0, False) for p, t in enumerate(tokens[:start])])
             alone = b"".join(rows(self.decode([BatchEntry(t, start + i, 0, True)]), 1) for i, t in enumerate(probe))
             exact = 1
-            for count in sorted({most, 13, 8, 4, 3, 2}, reverse=True):
+            for count in sorted({most, 13, 12, 8, 7, 6, 5, 4, 3, 2}, reverse=True):
                 if count > most or count <= exact:
                     continue
                 self.truncate_sequence(0, start)

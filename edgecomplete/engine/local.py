@@ -87,7 +87,7 @@ class LocalBackend:
 
     def __init__(self, *, context_length: Optional[int] = None, threads: Optional[int] = None,
                  max_sequences: int = 16, flash_attention: Optional[bool] = None, prefix_cache: bool = True,
-                 speculation: bool = True, kv_cache: Optional[str] = None,
+                 speculation: bool = True, kv_cache: Optional[str] = None, repack: bool = False,
                  max_waiting: Optional[int] = None, concepts: Optional[ConceptStore] = None,
                  projectors: Optional[Mapping[str, Union[str, Path]]] = None,
                  projector: Optional[Union[str, Path]] = None):
@@ -96,14 +96,14 @@ class LocalBackend:
         concepts are kept (default: the data folder's). projectors: a vision projector (mmproj
         GGUF) per model name or path, over the one its registration names; projector: the one
         of every model loaded by path that `projectors` does not name."""
-        check_context_options(context_length, max_sequences, threads, kv_cache)  # before any model is loaded
+        check_context_options(context_length, max_sequences, threads, kv_cache, repack)  # before any model is loaded
         if max_waiting is not None and (not isinstance(max_waiting, int) or max_waiting < 0):
             raise InvalidRequest("max_waiting", f"must be None or an integer >= 0, got {max_waiting!r}")
         self._max_waiting = max_waiting
         self.concepts = concepts if concepts is not None else ConceptStore()
         self._steering: Dict[str, SteeringVectors] = {}
         self._options = dict(context_length=context_length, threads=threads, max_sequences=max_sequences,
-                             flash_attention=flash_attention, kv_cache=kv_cache)
+                             flash_attention=flash_attention, kv_cache=kv_cache, repack=repack)
         self._prefix_cache = prefix_cache
         self._speculation = speculation
         self._projectors = {model: Path(path).expanduser() for model, path in (projectors or {}).items()}

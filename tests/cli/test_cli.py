@@ -421,3 +421,15 @@ def test_kv_cache_flag_chooses_the_cache_type_and_refuses_others(smollm2_path):
     assert json.loads(f16.stdout)["num_tokens_generated"] == 24
     refused = edgecomplete(*args, "--kv-cache", "f32")
     assert refused.returncode == 2 and "--kv-cache: invalid choice: 'f32'" in refused.stderr
+
+
+@pytest.mark.slow
+def test_repack_flag_lets_llama_cpp_repack_the_weights():
+    """gemma-3-270m's Q4_K tensors are ones llama.cpp repacks for its multi-row CPU kernels where
+    asked (its log names the CPU_REPACK buffer); edgecomplete does not unless --repack."""
+    args = ["complete", "The sea is", "--model", "gemma-3-270m", "--max-tokens", "3", "--verbose"]
+    default = edgecomplete(*args)
+    repacked = edgecomplete(*args, "--repack")
+    assert default.returncode == 0 and repacked.returncode == 0, (default.stderr, repacked.stderr)
+    assert "CPU_REPACK model buffer size" in repacked.stderr
+    assert "CPU_REPACK" not in default.stderr

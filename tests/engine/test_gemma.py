@@ -49,6 +49,15 @@ def test_gemma_samples_candidates_with_penalties_and_stops(gemma):
         assert result.finish_reason in ("maximum_tokens", "end_of_text", "stop_sequence_reached")
 
 
+def test_repacked_weights_batch_no_more_rows_exactly(gemma):
+    """llama.cpp's repacked Q4_K kernels multiply 4 rows at a time, with other rounding than one
+    row on the build machine (3 exact rows there, 7 without them): the probe of a repacked model
+    never allows more rows than that of the default, unrepacked one."""
+    client, _ = gemma
+    with Client(flash_attention=True, repack=True) as repacked:
+        assert repacked.backend.engine(MODEL).speculation_rows <= client.backend.engine(MODEL).speculation_rows
+
+
 def test_gemma_with_speculation_gives_the_text_without_it(gemma, monkeypatch):
     """Sliding-window layers and a probe that allows few rows (Q4_K weights multiply 4 rows at a
     time with other rounding on some CPUs): drafts still give the same greedy text and log-probs."""

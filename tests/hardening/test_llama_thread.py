@@ -93,6 +93,14 @@ def test_kv_cache_types_other_than_the_offered_ones_are_refused_before_anything_
         Client(kv_cache=kv_cache)
 
 
+@pytest.mark.parametrize("repack", ["yes", 1, None])
+def test_repack_other_than_a_bool_is_refused_before_anything_loads(repack):
+    from edgecomplete import Client
+
+    with pytest.raises(InvalidRequest, match=r"repack: must be True or False"):
+        Client(repack=repack)
+
+
 @pytest.mark.parametrize("kv_cache", ["f16", "q8_0"])
 def test_the_offered_kv_cache_types_load_and_complete(smollm2_path, kv_cache):
     from edgecomplete import Client, CompletionRequest, Prompt
