@@ -2,20 +2,21 @@
 
 The quoting tasks are greedy; the free story is sampled (T 0.8, top_k 40, top_p 0.9, one seed:
 greedy text from these small models soon loops, and a loop repeats itself), the same seed giving
-the same text with and without speculation. Per model and task, in one run, interleaved: edgecomplete (speculation on, its default),
-edgecomplete without speculation, llama-cpp-python's create_completion, and llama-cpp-python with
-its own prompt-lookup decoding (`LlamaPromptLookupDecoding`, its defaults: n-grams up to 2, 10
-tokens a draft). Flash attention on for all (llama.cpp's choice for the CPU), no prompt cache,
-same GGUF, prompt and threads, and llama-cpp-python computing as edgecomplete does: its KV cache
-type (bf16 on the CPU) and weights not repacked (`Client(repack=False)`). With its defaults
-(f16, repacked) llama-cpp-python rounds otherwise and greedy text can part at a near-tie, and
-speed compares only over the same text; `--reference-defaults` gives them back. Targets (issue 16): on the quoting tasks >= 1.5x plain
-llama-cpp-python and >= 1.2x its prompt lookup; on the free story >= 0.97x edgecomplete
-without speculation. Also prints the acceptance rate (accepted / drafted), drafts accepted per
-decode step, whether the text with speculation is the one without it, and, on the greedy
-tasks, whether it is llama-cpp-python's and its lookup's text (1/0 each: tokens/s compare only
-over the same text). All see the same prompt tokens: the request keeps the prompt's final
-whitespace (`disable_optimizations`), as llama-cpp-python does.
+the same text with and without speculation, median of 7 (`--story-repeats`). Per model and task, in
+one run, interleaved: edgecomplete (speculation on, its default), edgecomplete without speculation,
+llama-cpp-python's create_completion, and llama-cpp-python with its own prompt-lookup decoding
+(`LlamaPromptLookupDecoding`, its defaults: n-grams up to 2, 10 tokens a draft). Flash attention on
+for all (llama.cpp's choice for the CPU), no prompt cache, same GGUF, prompt and threads, and
+llama-cpp-python computing as edgecomplete does: its KV cache type (bf16 on the CPU) and weights
+not repacked (`Client(repack=False)`). With its defaults (f16, repacked) llama-cpp-python rounds
+otherwise and greedy text can part at a near-tie, and speed compares only over the same text;
+`--reference-defaults` gives them back. Targets (issue 16): on the quoting tasks >= 1.5x plain
+llama-cpp-python and >= 1.2x its prompt lookup; on the free story >= 0.97x edgecomplete without
+speculation. Also prints the acceptance rate (accepted / drafted), drafts accepted per decode step,
+whether the text with speculation is the one without it, and, on the greedy tasks, whether it is
+llama-cpp-python's and its lookup's text (1/0 each: tokens/s compare only over the same text). All
+see the same prompt tokens: the request keeps the prompt's final whitespace
+(`disable_optimizations`), as llama-cpp-python does.
 
     python -m bench.speculative [--models smollm2-135m gemma-3-270m] [--tokens 256] [--repeats 3] [--tasks code ...]
 """
@@ -68,6 +69,9 @@ SAMPLED = {"free story": dict(SAMPLING, seed=1234)}  # the others are greedy
 def main() -> None:
     parser = arguments(__doc__)
     parser.set_defaults(tokens=256, repeats=3)
+    parser.add_argument("--story-repeats", type=int, default=7,
+                        help="timed runs of the story: its target compares two runs of the same work (few or no "
+                             "drafts), where the machine's drift between runs decides a median of 3")
     parser.add_argument("--tasks", nargs="+", default=list(TASKS), choices=list(TASKS))
     parser.add_argument("--reference-defaults", action="store_true",
                         help="llama-cpp-python with its defaults (f16 KV cache, repacked weights) rather than "
@@ -110,7 +114,7 @@ def main() -> None:
                 "edgecomplete, no speculation": ours(plain, "plain"),
                 "llama-cpp-python": reference_run(plain_reference, "reference"),
                 "llama-cpp-python prompt lookup": reference_run(lookup_reference, "lookup"),
-            }, options.repeats)
+            }, options.story_repeats if sampling else options.repeats)
             edge, edge_plain, ref, ref_lookup = (r["tokens_per_s"] for r in rates.values())
             stats = last["speculative"].decode_stats
             same = last["speculative"].completions == last["plain"].completions
