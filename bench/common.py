@@ -20,7 +20,7 @@ from llama_cpp import Llama
 
 from edgecomplete import models
 from edgecomplete.engine import on_llama_thread
-from edgecomplete.engine.llama import default_threads
+from edgecomplete.engine.llama import KV_CACHE_TYPES, default_kv_cache, default_threads
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -62,6 +62,21 @@ def weight_repacking(repack: bool):
         llama_cpp_bindings.llama_model_default_params = default
 
 
+def load_llama(path: Path, repack: bool = True, **options) -> Llama:
+    """llama-cpp-python's Llama over `path`, weights repacked or not (`weight_repacking`); on the
+    llama thread."""
+    with weight_repacking(repack):
+        return Llama(str(path), verbose=False, **options)
+
+
+def edgecomplete_numerics() -> Dict:
+    """`load_llama` options under which llama-cpp-python computes as edgecomplete's defaults do:
+    the engine's KV cache type (bf16 on the CPU; llama-cpp-python's is f16) and weights not
+    repacked (llama-cpp-python repacks). Greedy text is then the same."""
+    cache = KV_CACHE_TYPES[default_kv_cache()]
+    return {"type_k": cache, "type_v": cache, "repack": False}
+
+
 class Reference:
     """llama-cpp-python's Llama, run on edgecomplete's llama thread: llama.cpp's OpenMP worker teams
     belong to the calling thread, and two teams in one process slow both engines down. `repack`:
@@ -69,11 +84,9 @@ class Reference:
 
     def __init__(self, path: Path, threads: int, flash_attention: bool, n_ctx: int = 2048, repack: bool = True,
                  **options):
-        def load():
-            with weight_repacking(repack):
-                return Llama(str(path), n_ctx=n_ctx, n_threads=threads, n_threads_batch=threads,
-                             flash_attn=flash_attention, verbose=False, **options)
-        self.llama = on_llama_thread(load)
+        self.llama = on_llama_thread(lambda: load_llama(path, repack, n_ctx=n_ctx, n_threads=threads,
+                                                        n_threads_batch=threads, flash_attn=flash_attention,
+                                                        **options))
 
     def complete(self, prompt: str, **options):
         """create_completion without the prompt cache (edgecomplete evaluates every prompt too)."""

@@ -26,9 +26,9 @@ from __future__ import annotations
 from llama_cpp.llama_speculative import LlamaPromptLookupDecoding
 
 from edgecomplete import Client, CompletionRequest, Prompt
-from edgecomplete.engine.llama import KV_CACHE_TYPES, default_kv_cache
 
-from .common import SAMPLING, arguments, interleaved_rates, model_path, print_table, reference_llama, save
+from .common import (SAMPLING, arguments, edgecomplete_numerics, interleaved_rates, model_path, print_table,
+                     reference_llama, save)
 
 PARAGRAPH = (
     "The old harbour town grew rich on the salt trade. Every spring the merchants sailed north with "
@@ -80,8 +80,7 @@ def main() -> None:
     rows, report = [], []
     for name in options.models:
         path = model_path(name)
-        cache = KV_CACHE_TYPES["f16" if options.reference_defaults else default_kv_cache()]
-        same = dict(flash_attention=True, n_ctx=4096, type_k=cache, type_v=cache, repack=options.reference_defaults)
+        same = dict(flash_attention=True, n_ctx=4096, **({} if options.reference_defaults else edgecomplete_numerics()))
         plain_reference = reference_llama(path, options.threads, **same)
         lookup_reference = reference_llama(path, options.threads, **same, draft_model=LlamaPromptLookupDecoding())
         speculative = Client(threads=options.threads, prefix_cache=False)

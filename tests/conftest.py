@@ -37,18 +37,10 @@ def reference_llama(path, **options):
     """llama-cpp-python's Llama over `path` on the llama thread, with the engine's KV cache type
     (bf16 on the CPU; llama-cpp-python's default is f16) and, as the engine, weights not repacked
     for llama.cpp's multi-row kernels (llama-cpp-python repacks), so that both compute alike."""
-    from llama_cpp import Llama
-
-    from bench.common import weight_repacking
+    from bench.common import edgecomplete_numerics, load_llama
     from edgecomplete.engine import on_llama_thread
-    from edgecomplete.engine.llama import KV_CACHE_TYPES, default_kv_cache
 
-    cache = KV_CACHE_TYPES[default_kv_cache()]
-
-    def load():
-        with weight_repacking(False):
-            return Llama(str(path), n_threads=2, type_k=cache, type_v=cache, verbose=False, **options)
-    return on_llama_thread(load)
+    return on_llama_thread(lambda: load_llama(path, n_threads=2, **edgecomplete_numerics(), **options))
 
 
 def sigint_as_in_a_terminal() -> None:
