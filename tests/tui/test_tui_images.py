@@ -77,6 +77,8 @@ def test_attached_images_go_with_the_message_where_it_stands(tmp_path, photo):
         await pilot.pause(0.1)
         burst(app, str(photo), "enter")  # the path prompt, typed in one burst
         await wait_until(pilot, lambda: len(chat.attachments) == 1, what="the attachment")
+        # the list refreshes on the next render: CI once read it empty right after the attachment
+        await wait_until(pilot, lambda: "a photo.png" in shown(app.query_one("#attachments")), what="its name")
         assert "a photo.png" in shown(app.query_one("#attachments"))
         await send(pilot, app, "What is this?")
         assert not chat.attachments
