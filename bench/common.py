@@ -72,7 +72,9 @@ def load_llama(path: Path, repack: bool = True, **options) -> Llama:
 def edgecomplete_numerics() -> Dict:
     """`load_llama` options under which llama-cpp-python computes as edgecomplete's defaults do:
     the engine's KV cache type (bf16 on the CPU; llama-cpp-python's is f16) and weights not
-    repacked (llama-cpp-python repacks). Greedy text is then the same."""
+    repacked (llama-cpp-python repacks). Greedy text is then the same. (ggml's tiled K-quant
+    products are off for the whole process, llama-cpp-python's Llama included, from importing
+    edgecomplete's engine on: engine/native.py.)"""
     cache = KV_CACHE_TYPES[default_kv_cache()]
     return {"type_k": cache, "type_v": cache, "repack": False}
 

@@ -7,10 +7,12 @@ one run, interleaved: edgecomplete (speculation on, its default), edgecomplete w
 llama-cpp-python's create_completion, and llama-cpp-python with its own prompt-lookup decoding
 (`LlamaPromptLookupDecoding`, its defaults: n-grams up to 2, 10 tokens a draft). Flash attention on
 for all (llama.cpp's choice for the CPU), no prompt cache, same GGUF, prompt and threads, and
-llama-cpp-python computing as edgecomplete does: its KV cache type (bf16 on the CPU) and weights
-not repacked (`Client(repack=False)`). With its defaults (f16, repacked) llama-cpp-python rounds
+llama-cpp-python computing as edgecomplete does: its KV cache type (bf16 on the CPU), weights
+not repacked (`Client(repack=False)`) and ggml's tiled K-quant products off (process-wide, set by
+edgecomplete: engine/native.py). With its defaults (f16, repacked, tiled) llama-cpp-python rounds
 otherwise and greedy text can part at a near-tie, and speed compares only over the same text;
-`--reference-defaults` gives them back. Targets (issue 16): on the quoting tasks >= 1.5x plain
+`--reference-defaults` gives them back (the tiles for edgecomplete too: ggml reads that setting
+once per process). Targets (issue 16): on the quoting tasks >= 1.5x plain
 llama-cpp-python and >= 1.2x its prompt lookup; on the free story >= 0.97x edgecomplete without
 speculation. Also prints the acceptance rate (accepted / drafted), drafts accepted per decode step,
 whether the text with speculation is the one without it, and, on the greedy tasks, whether it is
@@ -23,9 +25,12 @@ see the same prompt tokens: the request keeps the prompt's final whitespace
 
 from __future__ import annotations
 
+import os
+
 from llama_cpp.llama_speculative import LlamaPromptLookupDecoding
 
 from edgecomplete import Client, CompletionRequest, Prompt
+from edgecomplete.engine.native import TILED_MATMUL_VARIABLE
 
 from .common import (SAMPLING, arguments, edgecomplete_numerics, interleaved_rates, model_path, print_table,
                      reference_llama, save)
@@ -74,9 +79,12 @@ def main() -> None:
                              "drafts), where the machine's drift between runs decides a median of 3")
     parser.add_argument("--tasks", nargs="+", default=list(TASKS), choices=list(TASKS))
     parser.add_argument("--reference-defaults", action="store_true",
-                        help="llama-cpp-python with its defaults (f16 KV cache, repacked weights) rather than "
+                        help="llama-cpp-python with its defaults (f16 KV cache, repacked weights, ggml's tiled "
+                             "K-quant products: for edgecomplete too, they are per process) rather than "
                              "computing as edgecomplete does (so that both produce the same text)")
     options = parser.parse_args()
+    if options.reference_defaults:  # before anything multiplies: ggml reads it at its first product
+        os.environ[TILED_MATMUL_VARIABLE] = "1"
     rows, report = [], []
     for name in options.models:
         path = model_path(name)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import ctypes
 import logging
+import os
 import threading
 from pathlib import Path
 from typing import Dict
@@ -13,6 +14,19 @@ import llama_cpp
 from llama_cpp import mtmd_cpp
 
 from ..models import ModelError
+
+# ggml's CPU backend multiplies K-quant weights (Q4_K, Q6_K, ...) by a batch of 8 rows or more in
+# tiles (GGML_CPU_TILED_MM, on by default), rounding otherwise than its kernel for fewer rows: a
+# step of 8 or more rows then computes every row but the first otherwise than alone, so
+# speculation could verify at most 7 rows on a model with such weights (gemma-3-270m) and a
+# request next to 7 others would part from its run alone. Off, every batch size computes a row as
+# it would alone; a decode of up to 16 rows is as fast (here: faster), and long prompts of K-quant
+# models are slower (gemma-3-270m, 435 tokens: 1080 vs 790 ms here). ggml reads the variable once,
+# at its first matrix product in the process: set here, before edgecomplete computes anything.
+# A value the user set is kept (GGML_CPU_TILED_MM=1: llama.cpp's default; the engine's probe,
+# LlamaModel.rows_exact_in_batch, then finds fewer exact rows and speculation verifies fewer).
+TILED_MATMUL_VARIABLE = "GGML_CPU_TILED_MM"
+os.environ.setdefault(TILED_MATMUL_VARIABLE, "0")
 
 _backend_lock = threading.Lock()
 _backend_ready = False

@@ -3,12 +3,21 @@
 Marked slow: it pulls 253 MB on first use; `make test` runs it, `pytest` alone skips it.
 """
 
+import os
+import platform
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Optional
+
 import pytest
 
-from edgecomplete import Client, CompletionRequest, Prompt, models
+from edgecomplete import Client, CompletionRequest, Prompt, fold_stream, models
 from edgecomplete.engine import on_llama_thread
+from edgecomplete.engine.native import TILED_MATMUL_VARIABLE
 
-from ..conftest import reference_llama, verify_every_draft
+from ..conftest import needs_batched_rows_exact, reference_llama, verify_every_draft
 
 pytestmark = pytest.mark.slow
 MODEL = "gemma-3-270m"
@@ -51,7 +60,7 @@ def test_gemma_samples_candidates_with_penalties_and_stops(gemma):
 
 def test_repacked_weights_batch_no_more_rows_exactly(gemma):
     """llama.cpp's repacked Q4_K kernels multiply 4 rows at a time, with other rounding than one
-    row on the build machine (3 exact rows there, 7 without them): the probe of a repacked model
+    row on the build machine (3 exact rows there, 16 without them): the probe of a repacked model
     never allows more rows than that of the default, unrepacked one."""
     client, _ = gemma
     with Client(flash_attention=True, repack=True) as repacked:
@@ -74,3 +83,51 @@ def test_gemma_with_speculation_gives_the_text_without_it(gemma, monkeypatch):
     assert rows >= 1 and theirs.decode_stats.decode_steps + theirs.decode_stats.accepted_drafts == 39
     if rows > 1:  # drafts were verified (the colours repeat)
         assert theirs.decode_stats.accepted_drafts > 0
+
+
+def _in_a_process(script: str, tiled: Optional[str]) -> str:
+    """What `script` prints in a fresh Python process whose GGML_CPU_TILED_MM is `tiled` (None:
+    unset); ggml reads it once per process."""
+    env = {k: v for k, v in os.environ.items() if k != TILED_MATMUL_VARIABLE}
+    if tiled is not None:
+        env[TILED_MATMUL_VARIABLE] = tiled
+    done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    return done.stdout.split()[-1]
+
+
+def test_tiled_k_quant_products_are_off_unless_the_user_says(gemma):
+    """ggml multiplies gemma's Q4_K and Q6_K weights by 8 rows or more in tiles, rounding otherwise
+    than one row (x86: its tiled kernel is built for AVX and up). edgecomplete turns that off for
+    its process where GGML_CPU_TILED_MM is unset, and keeps a value the user set: with it off
+    every batch size the probe checks is as exact as with the tiles, and where they exist, more."""
+    variable = ("import os, edgecomplete.engine.native\n"
+                f"print(os.environ[{TILED_MATMUL_VARIABLE!r}])")
+    assert _in_a_process(variable, None) == "0"
+    assert _in_a_process(variable, "1") == "1"
+    probe = ("from edgecomplete import Client\n"
+             "with Client(flash_attention=True) as client:\n"
+             f"    print(client.backend.engine({MODEL!r}).speculation_rows)")
+    default, tiled = int(_in_a_process(probe, None)), int(_in_a_process(probe, "1"))
+    assert tiled <= default
+    if platform.machine() in ("x86_64", "AMD64") and " avx" in Path("/proc/cpuinfo").read_text():
+        assert tiled < 8 <= default, (tiled, default)
+
+
+def test_a_request_next_to_another_prompt_computes_what_it_does_alone(gemma):
+    """A prompt chunk of another request makes a batch of many rows; every row of it, the running
+    request's included, rounds as alone (the K-quant tiles are off): the same tokens and the same
+    log-probs, bit for bit, as the request alone."""
+    client, _ = gemma
+    needs_batched_rows_exact(client.backend.engine(MODEL))
+    request = CompletionRequest(prompt=Prompt.from_text("A list of rivers of Europe:\n1."), maximum_tokens=32,
+                                minimum_tokens=32, log_probs=3, temperature=0.7, seed=11)
+    alone = client.complete(request, model=MODEL)
+    other = CompletionRequest(prompt=Prompt.from_text(" ".join(f"word{i}" for i in range(300))), maximum_tokens=4)
+    items = client.complete_with_streaming(request, MODEL)
+    first = next(items)  # the request is decoding: the other's prompt joins its steps
+    with ThreadPoolExecutor(1) as pool:
+        beside = pool.submit(client.complete, other, MODEL)
+        together = fold_stream([first, *items])
+        assert beside.result().num_tokens_prompt_total > 300
+    assert together.completions == alone.completions
