@@ -137,12 +137,13 @@ class Engine:
         self.model = model
         # Rows of a step that may carry drafts: as many as decode exactly like single rows here
         # (LlamaModel.rows_exact_in_batch); with one, no speculation.
-        self.speculation_rows = on_llama_thread(lambda: model.rows_exact_in_batch(1 + MAX_DRAFT)) if speculation else 1
+        probe = on_llama_thread(lambda: model.rows_exact_in_batch(1 + MAX_DRAFT)) if speculation else None
+        self.speculation_rows = probe.rows if probe else 1
         self.projector = projector
         self.images_encoded = 0
         self.max_waiting = max_waiting
         self.model_version = model_version
-        self.draft_policy = DraftPolicy(self.speculation_rows)
+        self.draft_policy = DraftPolicy(self.speculation_rows, seconds=dict(probe.seconds) if probe else {})
         self.sampler = Sampler(model.vocabulary, model.max_sequences, max_draft_rows=self.speculation_rows)
         self.kv = KvCells(model, reuse_prefixes=prefix_cache)
         self._lock = llama_thread.lock

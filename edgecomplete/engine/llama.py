@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import ctypes
 import os
+import statistics
+import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import List, Optional, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import llama_cpp
 import numpy as np
@@ -89,6 +91,15 @@ class BatchEntry:
     position: int
     sequence: int
     logits: bool
+
+
+@dataclass(frozen=True)
+class BatchProbe:
+    """LlamaModel.rows_exact_in_batch: the most rows of one sequence a decode computes as alone,
+    and the seconds a decode of n rows took there (1 and `rows`), for DraftPolicy's costs."""
+
+    rows: int
+    seconds: Dict[int, float]
 
 
 class LlamaModel:
@@ -263,13 +274,15 @@ class LlamaModel:
             )
         return ctypes.cast(llama_cpp.llama_get_logits(self._context), ctypes.c_void_p).value or 0
 
-    def rows_exact_in_batch(self, most: int) -> int:
+    def rows_exact_in_batch(self, most: int) -> "BatchProbe":
         """The largest number of rows (at most `most`) that one sequence can decode in one batch
-        and get, bit for bit, the logits that decoding them one at a time gives. On some models
-        and CPUs a batch of several rows takes other kernels (llama.cpp's repacked weights
-        multiply 4 rows at a time, e.g. Q4_K on AVX2) whose rounding differs; speculation
-        decodes at most this many rows in a step, so that its text is the one without it.
-        Call before anything else uses the context: it decodes on sequence 0 and empties it."""
+        and get, bit for bit, the logits that decoding them one at a time gives, and what a
+        decode of one row and of that many took. On some models and CPUs a batch of several rows
+        takes other kernels (llama.cpp's repacked weights multiply 4 rows at a time, e.g. Q4_K on
+        AVX2; ggml's tiled K-quant products, 8 rows or more, where GGML_CPU_TILED_MM is on) whose
+        rounding differs; speculation decodes at most this many rows in a step, so that its text
+        is the one without it. Call before anything else uses the context: it decodes on
+        sequence 0 and empties it."""
         tokens = [t for t in self.tokenize("one two three four five six seven eight nine ten eleven twelve "
                                            "thirteen fourteen fifteen sixteen seventeen eighteen nineteen "
                                            "twenty twenty-one twenty-two twenty-three twenty-four",
@@ -279,26 +292,31 @@ class LlamaModel:
         probe = tokens[start:start + most]
         most = len(probe)
         if most < 2:
-            return 1
+            return BatchProbe(1, {})
         row = 4 * self.vocab_size
 
-        def rows(address: int, count: int) -> bytes:
-            return ctypes.string_at(address, row * count)
+        def timed(entries: List[BatchEntry]) -> Tuple[bytes, float]:
+            started = time.perf_counter()
+            address = self.decode(entries)
+            seconds = time.perf_counter() - started
+            return ctypes.string_at(address, row * len(entries)), seconds
 
         try:
             self.decode([BatchEntry(t, p, 0, False) for p, t in enumerate(tokens[:start])])
-            alone = b"".join(rows(self.decode([BatchEntry(t, start + i, 0, True)]), 1) for i, t in enumerate(probe))
+            alone, one = zip(*(timed([BatchEntry(t, start + i, 0, True)]) for i, t in enumerate(probe)))
+            alone = b"".join(alone)
+            seconds = {1: statistics.median(one[len(one) // 2:])}  # the later ones: warm caches
             exact = 1
             for count in sorted({most, 13, 12, 8, 7, 6, 5, 4, 3, 2}, reverse=True):
                 if count > most or count <= exact:
                     continue
                 self.truncate_sequence(0, start)
-                batched = rows(self.decode([BatchEntry(t, start + i, 0, True) for i, t in enumerate(probe[:count])]),
-                               count)
+                batched, took = timed([BatchEntry(t, start + i, 0, True) for i, t in enumerate(probe[:count])])
                 if batched == alone[: row * count]:
                     exact = count
+                    seconds[count] = took
                     break
-            return exact
+            return BatchProbe(exact, seconds)
         finally:
             llama_cpp.llama_memory_clear(self._memory, True)
 

@@ -1,10 +1,11 @@
 """Prompt-lookup drafts and the adaptive draft length (pure Python, no model)."""
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from edgecomplete.engine.drafts import (LONGEST_MATCH, NGRAM_SIZES, OCCURRENCES, Draft, Drafter, DraftPolicy,
-                                        PromptIndex)
+from edgecomplete.engine.drafts import (LONGEST_MATCH, NGRAM_SIZES, OCCURRENCES, PRIOR_FURTHER_ROW, PRIOR_SECOND_ROW,
+                                        Draft, Drafter, DraftPolicy, PromptIndex)
 
 
 def drafter(prompt, completion=()):
@@ -98,3 +99,18 @@ def test_the_policy_learns_acceptance_and_cost():
         policy.record_decode(rows, 0.010 + 0.001 * (rows - 1))
     assert policy.cost(13) < 2.3
     assert policy.choose(Draft(list(range(12)), 3), drafter([1]), rows_before=0) > 0
+
+
+def test_costs_between_measured_row_counts_are_interpolated():
+    """The load-time probe times 1 and `most_rows` rows; counts between are on the line through
+    the nearest timed ones, counts beyond the last go on by the prior's increments."""
+    policy = DraftPolicy(most_rows=16, seconds={1: 0.010, 16: 0.040})
+    assert policy.cost(1) == 1.0 and policy.cost(16) == pytest.approx(4.0)
+    assert policy.cost(6) == pytest.approx(1 + 3.0 * 5 / 15)
+    policy.record_decode(8, 0.020)  # timed: it counts as measured, and splits the line
+    assert policy.cost(8) == pytest.approx(2.0)
+    assert policy.cost(12) == pytest.approx(2.0 + 2.0 * 4 / 8)
+    assert policy.cost(4) == pytest.approx(1 + 1.0 * 3 / 7)
+    beyond = DraftPolicy(most_rows=16, seconds={1: 0.010, 4: 0.025})
+    assert beyond.cost(6) == pytest.approx(2.5 + 2 * PRIOR_FURTHER_ROW)
+    assert DraftPolicy(most_rows=16).cost(5) == pytest.approx(1 + PRIOR_SECOND_ROW + 3 * PRIOR_FURTHER_ROW)

@@ -60,6 +60,16 @@ def test_the_probe_bounds_the_rows_of_a_step(clients):
     assert plain.backend.engine(MODEL).speculation_rows == 1
 
 
+def test_the_probe_times_what_it_decodes_for_the_policy(smollm2_path):
+    """The policy's costs start from the probe's own decodes: one row, and the most rows."""
+    with Client(prefix_cache=False) as client:
+        engine = client.backend.engine(MODEL)
+        needs_drafts(client)
+        seconds = engine.draft_policy.seconds
+        assert set(seconds) == {1, engine.speculation_rows}
+        assert 0 < seconds[1] < seconds[engine.speculation_rows] < 10
+
+
 @pytest.mark.parametrize("task", sorted(TASKS))
 def test_greedy_text_tokens_and_log_probs_are_those_without_speculation(clients, task):
     ours, theirs = both(clients, request(task, log_probs=3, tokens=True, minimum_tokens=64))
