@@ -4,6 +4,14 @@
 #               tests), pulls both models, builds llama.cpp's llama-server once (the remote-backend
 #               tests run it), runs every test
 # CMAKE_ARGS (for example -DGGML_CUDA=on) is passed through to the llama-cpp-python build.
+#
+# llama-cpp-python has no wheel for this platform: it is built from its sdist, for this CPU
+# (-march=native). On an x86 CPU with AMX that compiles in ggml's AMX kernels, and in the llama.cpp
+# it vendors they crash the process (SIGILL at their first tile instruction when weights are repacked,
+# which llama-server does by default: their tile configuration is optimised away,
+# ggml-org/llama.cpp#26954), so on x86 it is built without them (NO_AMX; tests/servers/llama_server.py
+# builds llama-server the same way). The built wheel is kept per build flags in the edgecomplete
+# home, since pip's own cache would hand back a wheel built with other flags.
 
 PYTHON ?= python3
 VENV ?= .venv
@@ -12,13 +20,21 @@ MAX_TOKENS ?= 50
 
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+LLAMA_CPP_PYTHON := llama-cpp-python==0.3.36
+NO_AMX := $(if $(filter x86_64 amd64,$(shell uname -m)),-mno-amx-tile -mno-amx-int8 -mno-amx-bf16)
+# the edgecomplete home (edgecomplete.models.home())
+HOME_DIR := $(or $(EDGECOMPLETE_HOME),$(or $(XDG_CACHE_HOME),$(HOME)/.cache)/edgecomplete)
+WHEELS := $(HOME_DIR)/wheels/$(shell printf '%s' '$(LLAMA_CPP_PYTHON) $(CMAKE_ARGS) $(NO_AMX)' | sha256sum | cut -c1-16)
 
 .PHONY: run test bench sanitize clean
 
 $(STAMP): pyproject.toml setup.py $(wildcard csrc/*.c csrc/*.h csrc/*.py)
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --upgrade pip
-	$(BIN)/python -m pip install -e '.[test]'
+	ls $(WHEELS)/llama_cpp_python-*.whl >/dev/null 2>&1 || { rm -rf $(WHEELS).partial && \
+	  CFLAGS="$(NO_AMX)" CXXFLAGS="$(NO_AMX)" $(BIN)/python -m pip wheel --no-cache-dir --no-deps \
+	    -w $(WHEELS).partial '$(LLAMA_CPP_PYTHON)' && mv $(WHEELS).partial $(WHEELS); }  # whole, or not there
+	$(BIN)/python -m pip install --find-links $(WHEELS) -e '.[test]'
 	touch $@
 
 run: $(STAMP)
@@ -38,7 +54,7 @@ sanitize: $(STAMP)
 	BIN=$(BIN) tests/hardening/sanitize.sh
 
 bench: $(STAMP)
-	$(BIN)/python -m pip install -e '.[bench]'
+	$(BIN)/python -m pip install --find-links $(WHEELS) -e '.[bench]'
 	$(BIN)/python -m bench.sampling
 	$(BIN)/python -m bench.candidates
 	$(BIN)/python -m bench.streaming

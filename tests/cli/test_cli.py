@@ -428,7 +428,8 @@ def test_repack_flag_lets_llama_cpp_repack_the_weights():
     """gemma-3-270m's Q4_K tensors are ones llama.cpp repacks for its multi-row CPU kernels where
     asked (its log names the CPU_REPACK buffer); edgecomplete does not unless --repack. llama.cpp
     has that kernel for x86 with AVX2 (and ARM with its int8 matrix extensions): elsewhere it
-    repacks nothing, and only the default is checked."""
+    repacks nothing, and only the default is checked. On a CPU with AMX, llama.cpp built with
+    its AMX kernels crashed here with SIGILL (the Makefile builds it without them: NO_AMX)."""
     flags = Path("/proc/cpuinfo").read_text().split() if Path("/proc/cpuinfo").exists() else []
     args = ["complete", "The sea is", "--model", "gemma-3-270m", "--max-tokens", "3", "--verbose"]
     default = edgecomplete(*args)
