@@ -24,7 +24,8 @@ LLAMA_CPP_PYTHON := llama-cpp-python==0.3.36
 NO_AMX := $(if $(filter x86_64 amd64,$(shell uname -m)),-mno-amx-tile -mno-amx-int8 -mno-amx-bf16)
 # the edgecomplete home (edgecomplete.models.home())
 HOME_DIR := $(or $(EDGECOMPLETE_HOME),$(or $(XDG_CACHE_HOME),$(HOME)/.cache)/edgecomplete)
-WHEELS := $(HOME_DIR)/wheels/$(shell printf '%s' '$(LLAMA_CPP_PYTHON) $(CMAKE_ARGS) $(NO_AMX)' | sha256sum | cut -c1-16)
+# one folder per build: a user's CFLAGS / CXXFLAGS go in with NO_AMX, and into the key where set
+WHEELS := $(HOME_DIR)/wheels/$(shell printf '%s' '$(LLAMA_CPP_PYTHON) $(CMAKE_ARGS) $(NO_AMX)$(if $(CFLAGS)$(CXXFLAGS), $(CFLAGS) | $(CXXFLAGS))' | sha256sum | cut -c1-16)
 
 .PHONY: run test bench sanitize clean
 
@@ -32,8 +33,9 @@ $(STAMP): pyproject.toml setup.py $(wildcard csrc/*.c csrc/*.h csrc/*.py)
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --upgrade pip
 	ls $(WHEELS)/llama_cpp_python-*.whl >/dev/null 2>&1 || { rm -rf $(WHEELS).partial && \
-	  CFLAGS="$(NO_AMX)" CXXFLAGS="$(NO_AMX)" $(BIN)/python -m pip wheel --no-cache-dir --no-deps \
-	    -w $(WHEELS).partial '$(LLAMA_CPP_PYTHON)' && mv $(WHEELS).partial $(WHEELS); }  # whole, or not there
+	  CFLAGS="$(strip $(CFLAGS) $(NO_AMX))" CXXFLAGS="$(strip $(CXXFLAGS) $(NO_AMX))" $(BIN)/python -m pip wheel \
+	    --no-cache-dir --no-deps -w $(WHEELS).partial '$(LLAMA_CPP_PYTHON)' && \
+	  rm -rf $(WHEELS) && mv $(WHEELS).partial $(WHEELS); }  # whole, or not there
 	$(BIN)/python -m pip install --find-links $(WHEELS) -e '.[test]'
 	touch $@
 

@@ -26,8 +26,9 @@ def test_every_source_package_is_listed_in_pyproject():
 def test_llama_cpp_is_built_without_ggml_amx_kernels_on_x86():
     """In the llama.cpp that llama-cpp-python 0.3.36 vendors, ggml's AMX kernels crash the
     process on CPUs with AMX (SIGILL at the first tile instruction, wherever weights are
-    repacked), so the Makefile builds it without them on x86 (NO_AMX), for any x86 CPU: a wheel
-    built with them would crash there (the build machine: an AMX Xeon)."""
+    repacked), so the Makefile builds it without them on x86 (NO_AMX). The feature list names
+    what was compiled in; -march=native compiles AMX in only on a CPU that has it, so this can
+    fail only there (the build machine from 2026-12-06: an AMX Xeon)."""
     if platform.machine().lower() not in ("x86_64", "amd64"):
         pytest.skip("AMX is x86 only")
     import llama_cpp
