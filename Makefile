@@ -11,7 +11,8 @@
 # which llama-server does by default: their tile configuration is optimised away,
 # ggml-org/llama.cpp#26954), so on x86 it is built without them (NO_AMX; tests/servers/llama_server.py
 # builds llama-server the same way). The built wheel is kept per build flags in the edgecomplete
-# home, since pip's own cache would hand back a wheel built with other flags.
+# home, since pip's own cache would hand back a wheel built with other flags. The version pin is
+# also in pyproject.toml and llama_server.py: tests/api/test_packaging.py checks that all agree.
 
 PYTHON ?= python3
 VENV ?= .venv

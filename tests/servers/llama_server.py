@@ -30,7 +30,8 @@ SDIST_SHA256 = "832db0699007f1be95a7e41ef12e88926b02ba836461e36a36372db2760c1a2e
 LLAMA_CPP_COMMIT = "0c1e57098"  # what 0.3.36 vendors (its CHANGELOG)
 INDEX = os.environ.get("PIP_INDEX_URL", "https://pypi.org/simple").rstrip("/")
 # Built for this CPU, as the Makefile builds llama-cpp-python: on x86 without ggml's AMX kernels,
-# which crash this llama.cpp on CPUs with AMX (the Makefile's NO_AMX says why).
+# which crash this llama.cpp on CPUs with AMX (the Makefile's NO_AMX says why). The flags and the
+# version in SDIST are the Makefile's: tests/api/test_packaging.py checks that they agree.
 NO_AMX = "-mno-amx-tile -mno-amx-int8 -mno-amx-bf16" if platform.machine().lower() in ("x86_64", "amd64") else ""
 
 
