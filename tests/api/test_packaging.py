@@ -2,6 +2,7 @@
 a gap), and llama.cpp is built one way, from one pinned version, wherever it is built."""
 
 import platform
+import re
 import tomllib
 from pathlib import Path
 
@@ -45,8 +46,6 @@ def test_llama_cpp_python_pin_and_build_flags_agree_everywhere():
     vendored llama.cpp llama-server is built from), and the AMX flags are written in the Makefile
     and in llama_server.py (one is make, the other Python): a bump or a flag changed in one
     place only would build or test another llama.cpp than the engine runs."""
-    import re
-
     import llama_cpp
 
     from tests.servers import llama_server
