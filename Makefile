@@ -5,14 +5,15 @@
 #               tests run it), runs every test
 # CMAKE_ARGS (for example -DGGML_CUDA=on) is passed through to the llama-cpp-python build.
 #
-# llama-cpp-python has no wheel for this platform: it is built from its sdist, for this CPU
-# (-march=native). On an x86 CPU with AMX that compiles in ggml's AMX kernels, and in the llama.cpp
-# it vendors they crash the process (SIGILL at their first tile instruction when weights are repacked,
-# which llama-server does by default: their tile configuration is optimised away,
-# ggml-org/llama.cpp#26954), so on x86 it is built without them (NO_AMX; tests/servers/llama_server.py
-# builds llama-server the same way). The built wheel is kept per build flags in the edgecomplete
-# home, since pip's own cache would hand back a wheel built with other flags. The version pin is
-# also in pyproject.toml and llama_server.py: tests/api/test_packaging.py checks that all agree.
+# llama-cpp-python has no wheel for this platform: it is built from its sdist (checked by sha256),
+# for this CPU (-march=native). On an x86 CPU with AMX that compiles in ggml's AMX kernels, which
+# in the llama.cpp it vendors crash the process (SIGILL at their first tile instruction, wherever
+# weights are repacked: ggml-org/llama.cpp#26954), so the sdist is built with
+# patches/llama-cpp-python-0.3.36-amx.patch applied (tests/servers/llama_server.py builds
+# llama-server the same way). The built wheel is kept per build (version, CMAKE_ARGS, patch, a
+# user's CFLAGS / CXXFLAGS) in the edgecomplete home, since pip's own cache would hand back a wheel
+# built otherwise. The pin and the sdist's sha256 are also in pyproject.toml and llama_server.py:
+# tests/api/test_packaging.py checks that all agree.
 
 PYTHON ?= python3
 VENV ?= .venv
@@ -22,21 +23,27 @@ MAX_TOKENS ?= 50
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 LLAMA_CPP_PYTHON := llama-cpp-python==0.3.36
-NO_AMX := $(if $(filter x86_64 amd64,$(shell uname -m)),-mno-amx-tile -mno-amx-int8 -mno-amx-bf16)
+SDIST := llama_cpp_python-0.3.36.tar.gz
+SDIST_SHA256 := 832db0699007f1be95a7e41ef12e88926b02ba836461e36a36372db2760c1a2e
+PATCH := patches/llama-cpp-python-0.3.36-amx.patch
 # the edgecomplete home (edgecomplete.models.home())
 HOME_DIR := $(or $(EDGECOMPLETE_HOME),$(or $(XDG_CACHE_HOME),$(HOME)/.cache)/edgecomplete)
-# one folder per build: a user's CFLAGS / CXXFLAGS go in with NO_AMX, and into the key where set
-WHEELS := $(HOME_DIR)/wheels/$(shell printf '%s' '$(LLAMA_CPP_PYTHON) $(CMAKE_ARGS) $(NO_AMX)$(if $(CFLAGS)$(CXXFLAGS), $(CFLAGS) | $(CXXFLAGS))' | sha256sum | cut -c1-16)
+# one folder per build: a user's CFLAGS / CXXFLAGS go into the key where set
+WHEELS := $(HOME_DIR)/wheels/$(shell { printf '%s' '$(LLAMA_CPP_PYTHON) $(CMAKE_ARGS)$(if $(CFLAGS)$(CXXFLAGS), $(CFLAGS) | $(CXXFLAGS))'; cat $(PATCH); } | sha256sum | cut -c1-16)
+SOURCE := $(WHEELS).partial/$(SDIST:.tar.gz=)
 
 .PHONY: run test bench sanitize clean
 
-$(STAMP): pyproject.toml setup.py $(wildcard csrc/*.c csrc/*.h csrc/*.py)
+$(STAMP): pyproject.toml setup.py $(PATCH) $(wildcard csrc/*.c csrc/*.h csrc/*.py)
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --upgrade pip
 	ls $(WHEELS)/llama_cpp_python-*.whl >/dev/null 2>&1 || { rm -rf $(WHEELS).partial && \
-	  CFLAGS="$(strip $(CFLAGS) $(NO_AMX))" CXXFLAGS="$(strip $(CXXFLAGS) $(NO_AMX))" $(BIN)/python -m pip wheel \
-	    --no-cache-dir --no-deps -w $(WHEELS).partial '$(LLAMA_CPP_PYTHON)' && \
-	  rm -rf $(WHEELS) && mv $(WHEELS).partial $(WHEELS); }  # whole, or not there
+	  $(BIN)/python -m pip download --no-deps --no-binary llama-cpp-python --no-cache-dir \
+	    -d $(WHEELS).partial '$(LLAMA_CPP_PYTHON)' && \
+	  echo '$(SDIST_SHA256)  $(WHEELS).partial/$(SDIST)' | sha256sum --check --quiet && \
+	  tar -xzf $(WHEELS).partial/$(SDIST) -C $(WHEELS).partial && patch -s -d $(SOURCE) -p1 < $(PATCH) && \
+	  $(BIN)/python -m pip wheel --no-cache-dir --no-deps -w $(WHEELS).partial/wheel $(SOURCE) && \
+	  rm -rf $(WHEELS) && mv $(WHEELS).partial/wheel $(WHEELS) && rm -rf $(WHEELS).partial; }  # whole, or not there
 	$(BIN)/python -m pip install --find-links $(WHEELS) -e '.[test]'
 	touch $@
 

@@ -20,7 +20,7 @@ from llama_cpp import Llama
 
 from edgecomplete import models
 from edgecomplete.engine import on_llama_thread
-from edgecomplete.engine.llama import KV_CACHE_TYPES, default_kv_cache, default_threads
+from edgecomplete.engine.llama import KV_CACHE_TYPES, default_kv_cache, default_repack, default_threads
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -47,7 +47,7 @@ def model_path(name: str) -> Path:
 def weight_repacking(repack: bool):
     """llama-cpp-python's Llama takes no `use_extra_bufts`: one made inside this block loads its
     weights repacked for llama.cpp's multi-row CPU kernels (its default) or not, as edgecomplete
-    does by default (`Client(repack=False)`). Not thread-safe: for the llama thread."""
+    chooses (`Client(repack=None)`: `default_repack`). Not thread-safe: for the llama thread."""
     default = llama_cpp_bindings.llama_model_default_params
 
     def params():
@@ -71,12 +71,13 @@ def load_llama(path: Path, repack: bool = True, **options) -> Llama:
 
 def edgecomplete_numerics() -> Dict:
     """`load_llama` options under which llama-cpp-python computes as edgecomplete's defaults do:
-    the engine's KV cache type (bf16 on the CPU; llama-cpp-python's is f16) and weights not
-    repacked (llama-cpp-python repacks). Greedy text is then the same. (ggml's tiled K-quant
-    products are off for the whole process, llama-cpp-python's Llama included, from importing
-    edgecomplete's engine on: engine/native.py.)"""
+    the engine's KV cache type (bf16 on the CPU; llama-cpp-python's is f16) and weights repacked
+    as the engine's (`default_repack`: only for ggml's AMX kernels; llama-cpp-python always
+    repacks). Greedy text is then the same. (ggml's tiled K-quant products are off for the whole
+    process, llama-cpp-python's Llama included, from importing edgecomplete's engine on:
+    engine/native.py.)"""
     cache = KV_CACHE_TYPES[default_kv_cache()]
-    return {"type_k": cache, "type_v": cache, "repack": False}
+    return {"type_k": cache, "type_v": cache, "repack": default_repack()}
 
 
 class Reference:
@@ -104,16 +105,18 @@ def reference_llama(path: Path, threads: int, flash_attention: bool, n_ctx: int 
 
 def interleaved_rates(runs: Dict[str, Callable[[], int]], repeats: int) -> Dict[str, Dict[str, float]]:
     """Each run returns the tokens it produced. After one warm-up each, the runs take turns
-    `repeats` times (so drift of the machine hits all alike); median tokens/s per run."""
+    `repeats` times, in reverse order every other time (so drift of the machine hits all alike,
+    and none always runs first or right after the same one: on the Xeon build machine, one engine
+    against itself in the same place each turn differed by up to 7%); median tokens/s per run."""
     for run in runs.values():
         run()
     rates: Dict[str, List[float]] = {name: [] for name in runs}
     tokens: Dict[str, List[int]] = {name: [] for name in runs}
     seconds: Dict[str, List[float]] = {name: [] for name in runs}
-    for _ in range(repeats):
-        for name, run in runs.items():
+    for turn in range(repeats):
+        for name in (list(runs) if turn % 2 == 0 else list(runs)[::-1]):
             start = time.perf_counter()
-            produced = run()
+            produced = runs[name]()
             elapsed = time.perf_counter() - start
             rates[name].append(produced / elapsed)
             tokens[name].append(produced)

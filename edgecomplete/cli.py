@@ -404,9 +404,10 @@ def add_engine_flags(parser: argparse.ArgumentParser, remote: bool = True) -> No
     parser.add_argument("--kv-cache", default=None, choices=("bf16", "f16", "q8_0"),
                         help="the KV cache's element type (default: bf16 on the CPU, where a request computes "
                              "exactly what it would alone next to others; f16 where the build offloads to a GPU)")
-    parser.add_argument("--repack", action="store_true",
-                        help="let llama.cpp repack the weights for its multi-row kernels (off by default: they "
-                             "round a batch otherwise than a row alone, which ends exactness next to other "
+    parser.add_argument("--repack", action=argparse.BooleanOptionalAction, default=None,
+                        help="let llama.cpp repack the weights for its multi-row kernels (default: only where "
+                             "the build has ggml's AMX kernels, which round a batch as rows alone; its other "
+                             "repacked kernels round a batch otherwise, which ends exactness next to other "
                              "requests and limits speculation to 2 drafts a step)")
     if remote:
         parser.add_argument("--host", default=None, metavar="URL",

@@ -54,11 +54,13 @@ class Client:
         llama.cpp's default, where this build offloads to a GPU). f16 on the CPU evaluates long
         prompts faster and matches llama.cpp's own numerics.
     repack: let llama.cpp repack the weights for its multi-row CPU kernels (its default), where
-        it has them for the model's types (e.g. Q4_K, Q4_0). Off by default: they compute a batch
-        of 4 or more rows otherwise than a row alone, so a request would round otherwise next to
-        others, and a step may verify at most 2 drafts; without them gemma-3-270m (Q4_K) batches 7
-        rows exactly, at the same speed on this build machine (AVX-512). On CPUs where they are
-        faster for long prompts, True trades that exactness for it.
+        it has them for the model's types (e.g. Q4_K, Q4_0). None (the default): on where the
+        build has ggml's AMX kernels (an x86 CPU with AMX): they multiply a batch of rows exactly
+        as each row alone and decode faster. Off elsewhere: llama.cpp's other repacked kernels
+        compute a batch of 4 or more rows otherwise than a row alone, so a request would round
+        otherwise next to others, and a step may verify at most 2 drafts; without them
+        gemma-3-270m (Q4_K) batches 7 rows exactly at the same speed on AVX-512. On CPUs where
+        they are faster for long prompts, True trades that exactness for it.
     mmproj: the vision projector (mmproj GGUF) of the models this client loads by path, so that
         their prompts may hold images; or a mapping from model (name or path) to its projector.
         A model registered with one (`edgecomplete models add NAME --gguf ... --mmproj ...`)
@@ -84,7 +86,7 @@ class Client:
         prefix_cache: bool = True,
         speculation: bool = True,
         kv_cache: Optional[str] = None,
-        repack: bool = False,
+        repack: Optional[bool] = None,
         mmproj: Optional[Union[str, Path, Mapping[str, Union[str, Path]]]] = None,
         backend: Optional[Union[Backend, str]] = None,
     ) -> None:

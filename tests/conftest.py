@@ -35,8 +35,8 @@ def verify_every_draft(engine, monkeypatch) -> None:
 
 def reference_llama(path, **options):
     """llama-cpp-python's Llama over `path` on the llama thread, with the engine's KV cache type
-    (bf16 on the CPU; llama-cpp-python's default is f16) and, as the engine, weights not repacked
-    for llama.cpp's multi-row kernels (llama-cpp-python repacks), so that both compute alike (and
+    (bf16 on the CPU; llama-cpp-python's default is f16) and weights repacked as the engine's
+    (only for ggml's AMX kernels; llama-cpp-python always repacks), so that both compute alike (and
     ggml's tiled K-quant products off, for the whole process: edgecomplete/engine/native.py)."""
     from bench.common import edgecomplete_numerics, load_llama
     from edgecomplete.engine import on_llama_thread

@@ -46,8 +46,19 @@ def default_kv_cache() -> str:
     return "f16" if llama_cpp.llama_supports_gpu_offload() else "bf16"
 
 
+def default_repack() -> bool:
+    """Whether weights are repacked unless asked otherwise: where this build has ggml's AMX kernels
+    (an x86 CPU with AMX, llama.cpp built for it with the Makefile's patch). They take repacked
+    weights, decode faster, and multiply a batch of rows exactly as each row alone (the load-time
+    probe checks: 16 rows on both models on the build machine), so a step verifies more drafts for
+    less. Elsewhere not: llama.cpp's other repacked kernels multiply 4 rows at a time and round
+    them otherwise than one row alone. The CPU's features are compiled in (-march=native), so the
+    build's feature list is the CPU's."""
+    return "AMX_INT8 = 1" in llama_cpp.llama_print_system_info().decode()
+
+
 def check_context_options(context_length: Optional[int], max_sequences: int, threads: Optional[int] = None,
-                          kv_cache: Optional[str] = None, repack: bool = False) -> None:
+                          kv_cache: Optional[str] = None, repack: Optional[bool] = None) -> None:
     """Refuse what llama.cpp would abort on (it asserts rather than fails). Its batch is at most
     the context length (causal attention needs no more), and the batch must hold one logits row
     per sequence id: so the context must be at least as long as there are sequence ids. Threads
@@ -61,8 +72,8 @@ def check_context_options(context_length: Optional[int], max_sequences: int, thr
     if kv_cache is not None and (not isinstance(kv_cache, str) or kv_cache not in KV_CACHE_TYPES):
         raise InvalidRequest("kv_cache", f"must be one of {', '.join(KV_CACHE_TYPES)} (or None: "
                              f"{default_kv_cache()} here), got {kv_cache!r}")
-    if not isinstance(repack, bool):
-        raise InvalidRequest("repack", f"must be True or False, got {repack!r}")
+    if repack is not None and not isinstance(repack, bool):
+        raise InvalidRequest("repack", f"must be True or False (or None: {default_repack()} here), got {repack!r}")
 
     most = LLAMA_MAX_SEQ - sequence_ids(0)
     if not is_int(max_sequences) or not 1 <= max_sequences <= most:
@@ -118,13 +129,13 @@ class LlamaModel:
         max_sequences: int = DEFAULT_MAX_SEQUENCES,
         flash_attention: Optional[bool] = None,
         kv_cache: Optional[str] = None,
-        repack: bool = False,
+        repack: Optional[bool] = None,
     ):
         check_context_options(context_length, max_sequences, threads, kv_cache, repack)
         init_backend()
         self.path = Path(path)
         model_params = llama_cpp.llama_model_default_params()
-        model_params.use_extra_bufts = repack  # see `Client`'s repack
+        model_params.use_extra_bufts = default_repack() if repack is None else repack  # see `Client`'s repack
         self._model = llama_cpp.llama_model_load_from_file(str(self.path).encode(), model_params)
         if not self._model:
             raise ModelError(f"llama.cpp could not load {self.path} (not a GGUF model it supports)")

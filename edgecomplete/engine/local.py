@@ -87,7 +87,7 @@ class LocalBackend:
 
     def __init__(self, *, context_length: Optional[int] = None, threads: Optional[int] = None,
                  max_sequences: int = 16, flash_attention: Optional[bool] = None, prefix_cache: bool = True,
-                 speculation: bool = True, kv_cache: Optional[str] = None, repack: bool = False,
+                 speculation: bool = True, kv_cache: Optional[str] = None, repack: Optional[bool] = None,
                  max_waiting: Optional[int] = None, concepts: Optional[ConceptStore] = None,
                  projectors: Optional[Mapping[str, Union[str, Path]]] = None,
                  projector: Optional[Union[str, Path]] = None):

@@ -25,27 +25,30 @@ def test_every_source_package_is_listed_in_pyproject():
     assert (ROOT / mapped["edgecomplete.manifests"] / "smollm2-135m.toml").is_file()
 
 
-def test_llama_cpp_is_built_without_ggml_amx_kernels_on_x86():
-    """In the llama.cpp that llama-cpp-python 0.3.36 vendors, ggml's AMX kernels crash the
-    process on CPUs with AMX (SIGILL at the first tile instruction, wherever weights are
-    repacked), so the Makefile builds it without them on x86 (NO_AMX). The feature list names
-    what was compiled in; -march=native compiles AMX in only on a CPU that has it, so this can
-    fail only there (the build machine from 2026-12-06: an AMX Xeon)."""
-    if platform.machine().lower() not in ("x86_64", "amd64"):
-        pytest.skip("AMX is x86 only")
+def test_llama_cpp_has_ggml_amx_kernels_exactly_where_the_cpu_has_amx():
+    """The Makefile builds llama-cpp-python for this CPU (-march=native), with the patch that
+    mends ggml's AMX kernels rather than without them: its feature list names AMX where the CPU
+    has it (the build machine from 2026-12-06: an AMX Xeon), and edgecomplete then repacks by
+    default, so that its weights go through them (tests/cli: a completion runs there)."""
     import llama_cpp
+
+    from edgecomplete.engine.llama import default_repack
 
     info = llama_cpp.llama_print_system_info().decode()
     assert "CPU :" in info, info  # the CPU backend's feature list is there to read
-    assert "AMX_INT8 = 1" not in info, info
+    cpu_flags = Path("/proc/cpuinfo").read_text().split() if Path("/proc/cpuinfo").exists() else []
+    if platform.machine().lower() in ("x86_64", "amd64") and cpu_flags:
+        has_amx = {"amx_tile", "amx_int8", "avx512_vnni"} <= set(cpu_flags)
+        assert ("AMX_INT8 = 1" in info) == has_amx, info
+    assert default_repack() == ("AMX_INT8 = 1" in info)
 
 
 def test_llama_cpp_python_pin_and_build_flags_agree_everywhere():
     """llama-cpp-python's version is pinned in pyproject (the package and its server extra), in
     the Makefile (the wheel it builds) and in tests/servers/llama_server.py (the sdist whose
-    vendored llama.cpp llama-server is built from), and the AMX flags are written in the Makefile
-    and in llama_server.py (one is make, the other Python): a bump or a flag changed in one
-    place only would build or test another llama.cpp than the engine runs."""
+    vendored llama.cpp llama-server is built from); the sdist's sha256 and the AMX patch are
+    named in the Makefile and in llama_server.py (one is make, the other Python): a bump or a
+    patch changed in one place only would build or test another llama.cpp than the engine runs."""
     import llama_cpp
 
     from tests.servers import llama_server
@@ -55,11 +58,13 @@ def test_llama_cpp_python_pin_and_build_flags_agree_everywhere():
             if r.startswith("llama-cpp-python")]
     makefile = (ROOT / "Makefile").read_text()
     make_pin = re.search(r"^LLAMA_CPP_PYTHON := llama-cpp-python==(\S+)$", makefile, re.M)
-    make_flags = re.search(r"^NO_AMX := \$\(if .*\),([^,()]+)\)$", makefile, re.M)  # $(if <x86>,<flags>)
-    assert make_pin and make_flags, "the Makefile's LLAMA_CPP_PYTHON or NO_AMX line changed shape"
+    make_sha = re.search(r"^SDIST_SHA256 := ([0-9a-f]{64})$", makefile, re.M)
+    make_patch = re.search(r"^PATCH := (\S+)$", makefile, re.M)
+    assert make_pin and make_sha and make_patch, "the Makefile's LLAMA_CPP_PYTHON, SDIST_SHA256 or PATCH line changed shape"
     version = make_pin.group(1)
     assert pins and {re.sub(r"^llama-cpp-python(\[\w+\])?==", "", p) for p in pins} == {version}, pins
     assert llama_server.SDIST == f"llama_cpp_python-{version}.tar.gz"
     assert llama_cpp.__version__ == version  # what this environment installed
-    if platform.machine().lower() in ("x86_64", "amd64"):
-        assert llama_server.NO_AMX == make_flags.group(1).strip()
+    assert llama_server.SDIST_SHA256 == make_sha.group(1)
+    assert llama_server.PATCH == ROOT / make_patch.group(1) and llama_server.PATCH.is_file()
+    assert f"llama-cpp-python-{version}" in llama_server.PATCH.name  # written for this version

@@ -20,6 +20,7 @@ import pytest
 
 from edgecomplete import Client, CompletionRequest, Prompt, SteeringPairedExample, models
 from edgecomplete.engine import NATIVE_LOG, LocalBackend
+from edgecomplete.engine.llama import default_repack
 from edgecomplete.steering import ConceptStore, concept_id
 
 from ..conftest import MODEL, sigint_as_in_a_terminal
@@ -424,18 +425,23 @@ def test_kv_cache_flag_chooses_the_cache_type_and_refuses_others(smollm2_path):
 
 
 @pytest.mark.slow
-def test_repack_flag_lets_llama_cpp_repack_the_weights():
+def test_repack_flags_let_llama_cpp_repack_the_weights_or_not():
     """gemma-3-270m's Q4_K tensors are ones llama.cpp repacks for its multi-row CPU kernels where
-    asked (its log names the CPU_REPACK buffer); edgecomplete does not unless --repack. llama.cpp
-    has that kernel for x86 with AVX2 (and ARM with its int8 matrix extensions): elsewhere it
-    repacks nothing, and only the default is checked. On a CPU with AMX, llama.cpp built with
-    its AMX kernels crashed here with SIGILL (the Makefile builds it without them: NO_AMX)."""
+    asked (its log names the buffer: AMX for ggml's AMX kernels, else CPU_REPACK). edgecomplete
+    repacks by default only where the build has the AMX kernels (which crashed with SIGILL here
+    before the Makefile's patch); --repack and --no-repack choose. llama.cpp has a repacked Q4_K
+    kernel for x86 with AVX2 (and ARM with its int8 matrix extensions): elsewhere --repack repacks
+    nothing, and only the rest is checked."""
     flags = Path("/proc/cpuinfo").read_text().split() if Path("/proc/cpuinfo").exists() else []
     args = ["complete", "The sea is", "--model", "gemma-3-270m", "--max-tokens", "3", "--verbose"]
-    default = edgecomplete(*args)
-    repacked = edgecomplete(*args, "--repack")
-    assert default.returncode == 0 and repacked.returncode == 0, (default.stderr, repacked.stderr)
-    assert "CPU_REPACK" not in default.stderr
+    runs = {flag: edgecomplete(*args, *([flag] if flag else [])) for flag in ("", "--no-repack", "--repack")}
+    assert all(run.returncode == 0 for run in runs.values()), {flag: run.stderr[-2000:] for flag, run in runs.items()}
+    repacked = ("AMX model buffer size", "CPU_REPACK model buffer size")
+    assert not any(name in runs["--no-repack"].stderr for name in repacked)
+    if default_repack():
+        assert "AMX model buffer size" in runs[""].stderr and "AMX model buffer size" in runs["--repack"].stderr
+    else:
+        assert not any(name in runs[""].stderr for name in repacked)
     if "avx2" not in flags:
         pytest.skip("no AVX2 here: llama.cpp has no repacked Q4_K kernel to load for --repack")
-    assert "CPU_REPACK model buffer size" in repacked.stderr
+    assert any(name in runs["--repack"].stderr for name in repacked)

@@ -15,6 +15,7 @@ import pytest
 
 from edgecomplete import Client, CompletionRequest, Prompt, fold_stream, models
 from edgecomplete.engine import on_llama_thread
+from edgecomplete.engine.llama import default_repack
 from edgecomplete.engine.native import TILED_MATMUL_VARIABLE
 
 from ..conftest import needs_batched_rows_exact, reference_llama, verify_every_draft
@@ -58,13 +59,19 @@ def test_gemma_samples_candidates_with_penalties_and_stops(gemma):
         assert result.finish_reason in ("maximum_tokens", "end_of_text", "stop_sequence_reached")
 
 
-def test_repacked_weights_batch_no_more_rows_exactly(gemma):
+def test_repacked_weights_batch_rows_exactly_only_through_amx():
     """llama.cpp's repacked Q4_K kernels multiply 4 rows at a time, with other rounding than one
-    row on the build machine (3 exact rows there, 16 without them): the probe of a repacked model
-    never allows more rows than that of the default, unrepacked one."""
-    client, _ = gemma
-    with Client(flash_attention=True, repack=True) as repacked:
-        assert repacked.backend.engine(MODEL).speculation_rows <= client.backend.engine(MODEL).speculation_rows
+    row (3 exact rows on an AVX-512 machine, 16 unrepacked): the probe of a model repacked for them
+    never allows more rows than unrepacked. ggml's AMX kernels (where the build has them, and then
+    edgecomplete repacks by default) multiply each row as alone: never fewer rows than unrepacked."""
+    rows = {}
+    for repack in (False, True):
+        with Client(flash_attention=True, repack=repack) as client:
+            rows[repack] = client.backend.engine(MODEL).speculation_rows
+    if default_repack():
+        assert rows[True] >= rows[False], rows
+    else:
+        assert rows[True] <= rows[False], rows
 
 
 def test_gemma_with_speculation_gives_the_text_without_it(gemma, monkeypatch):
@@ -105,8 +112,8 @@ def test_tiled_k_quant_products_are_off_unless_the_user_says(gemma):
                 f"print(os.environ[{TILED_MATMUL_VARIABLE!r}])")
     assert _in_a_process(variable, None) == "0"
     assert _in_a_process(variable, "1") == "1"
-    probe = ("from edgecomplete import Client\n"
-             "with Client(flash_attention=True) as client:\n"
+    probe = ("from edgecomplete import Client\n"  # unrepacked: the tiles multiply only those
+             "with Client(flash_attention=True, repack=False) as client:\n"
              f"    print(client.backend.engine({MODEL!r}).speculation_rows)")
     default, tiled = int(_in_a_process(probe, None)), int(_in_a_process(probe, "1"))
     assert tiled <= default

@@ -16,6 +16,7 @@ from PIL import Image as PILImage
 
 from edgecomplete import Client, CompletionRequest, Image, InvalidRequest, Prompt, Text, models
 from edgecomplete.engine import LocalBackend
+from edgecomplete.engine.llama import KV_CACHE_TYPES, default_kv_cache, default_repack
 from edgecomplete.engine.thread import on_llama_thread
 from edgecomplete.plan import image_token, plan_completion
 from edgecomplete.stream import fold
@@ -93,13 +94,17 @@ def test_the_same_pixels_in_another_file_format_are_the_same_image(vision):
 
 def reference_greedy(model_path: Path, projector: Path, image: Image, before: str, after: str, count: int):
     """llama.cpp's own image path: libmtmd tokenizes text-marker-text and its helper evaluates
-    every chunk (mtmd_helper_eval_chunks), then plain greedy decoding — in a fresh context."""
+    every chunk (mtmd_helper_eval_chunks), then plain greedy decoding — in a fresh context that
+    computes as the engine does (its KV cache type and weight repacking)."""
     from edgecomplete.images import prepare
 
     def run():
-        model = llama_cpp.llama_model_load_from_file(str(model_path).encode(), llama_cpp.llama_model_default_params())
+        model_params = llama_cpp.llama_model_default_params()
+        model_params.use_extra_bufts = default_repack()  # the engine's numerics: weights and KV cache
+        model = llama_cpp.llama_model_load_from_file(str(model_path).encode(), model_params)
         params = llama_cpp.llama_context_default_params()
         params.n_ctx, params.n_batch, params.n_ubatch, params.n_threads, params.n_threads_batch = 1024, 512, 512, 2, 2
+        params.type_k = params.type_v = KV_CACHE_TYPES[default_kv_cache()]
         context = llama_cpp.llama_init_from_model(model, params)
         mparams = mtmd_cpp.mtmd_context_params_default()
         mparams.n_threads, mparams.warmup = 2, False

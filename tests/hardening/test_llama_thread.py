@@ -93,11 +93,11 @@ def test_kv_cache_types_other_than_the_offered_ones_are_refused_before_anything_
         Client(kv_cache=kv_cache)
 
 
-@pytest.mark.parametrize("repack", ["yes", 1, None])
+@pytest.mark.parametrize("repack", ["yes", 1, 0.0])
 def test_repack_other_than_a_bool_is_refused_before_anything_loads(repack):
     from edgecomplete import Client
 
-    with pytest.raises(InvalidRequest, match=r"repack: must be True or False"):
+    with pytest.raises(InvalidRequest, match=r"repack: must be True or False \(or None: (True|False) here\)"):
         Client(repack=repack)
 
 

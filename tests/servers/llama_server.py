@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import platform
 import re
 import shutil
 import subprocess
@@ -29,14 +28,15 @@ SDIST = "llama_cpp_python-0.3.36.tar.gz"
 SDIST_SHA256 = "832db0699007f1be95a7e41ef12e88926b02ba836461e36a36372db2760c1a2e"
 LLAMA_CPP_COMMIT = "0c1e57098"  # what 0.3.36 vendors (its CHANGELOG)
 INDEX = os.environ.get("PIP_INDEX_URL", "https://pypi.org/simple").rstrip("/")
-# Built for this CPU, as the Makefile builds llama-cpp-python: on x86 without ggml's AMX kernels,
-# which crash this llama.cpp on CPUs with AMX (the Makefile's NO_AMX says why). The flags and the
-# version in SDIST are the Makefile's: tests/api/test_packaging.py checks that they agree.
-NO_AMX = "-mno-amx-tile -mno-amx-int8 -mno-amx-bf16" if platform.machine().lower() in ("x86_64", "amd64") else ""
+# Built for this CPU, as the Makefile builds llama-cpp-python: with the patch that mends ggml's AMX
+# kernels (the Makefile says why). The version in SDIST, its sha256 and the patch are the Makefile's:
+# tests/api/test_packaging.py checks that they agree.
+PATCH = Path(__file__).resolve().parents[2] / "patches" / "llama-cpp-python-0.3.36-amx.patch"
 
 
 def binary() -> Path:
-    return models.home() / "tools" / f"llama-server-{LLAMA_CPP_COMMIT}{'-no-amx' if NO_AMX else ''}" / "llama-server"
+    patch = hashlib.sha256(PATCH.read_bytes()).hexdigest()[:12]
+    return models.home() / "tools" / f"llama-server-{LLAMA_CPP_COMMIT}-{patch}" / "llama-server"
 
 
 def _sdist(folder: Path) -> Path:
@@ -70,11 +70,12 @@ def build(jobs: int = 0) -> Path:
             members = [m for m in archive.getmembers() if "/vendor/llama.cpp/" in m.name]
             archive.extractall(folder, members=members, filter="data")
         source = next(folder.glob("*/vendor/llama.cpp"))
+        with open(PATCH, "rb") as patch:
+            subprocess.run(["patch", "-s", "-p1", "-d", str(source.parents[1])], stdin=patch, check=True)
         build_dir = folder / "build"
         subprocess.run([cmake, "-S", str(source), "-B", str(build_dir), "-DCMAKE_BUILD_TYPE=Release",
                         "-DLLAMA_BUILD_SERVER=ON", "-DLLAMA_BUILD_TOOLS=ON", "-DLLAMA_BUILD_TESTS=OFF",
-                        "-DLLAMA_BUILD_EXAMPLES=OFF", "-DLLAMA_OPENSSL=OFF", "-DBUILD_SHARED_LIBS=OFF",
-                        f"-DCMAKE_C_FLAGS={NO_AMX}", f"-DCMAKE_CXX_FLAGS={NO_AMX}"],
+                        "-DLLAMA_BUILD_EXAMPLES=OFF", "-DLLAMA_OPENSSL=OFF", "-DBUILD_SHARED_LIBS=OFF"],
                        check=True, stdout=subprocess.DEVNULL)
         subprocess.run([cmake, "--build", str(build_dir), "--target", "llama-server", "-j", str(jobs or os.cpu_count() or 2)],
                        check=True, stdout=subprocess.DEVNULL)
