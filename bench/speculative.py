@@ -8,9 +8,9 @@ llama-cpp-python's create_completion, and llama-cpp-python with its own prompt-l
 (`LlamaPromptLookupDecoding`, its defaults: n-grams up to 2, 10 tokens a draft). Flash attention on
 for all (llama.cpp's choice for the CPU), no prompt cache, same GGUF, prompt and threads, and
 llama-cpp-python computing as edgecomplete does: its KV cache type (bf16 on the CPU), weights
-repacked as edgecomplete's (only for ggml's AMX kernels: `default_repack`) and ggml's tiled K-quant
-products off (process-wide, set by edgecomplete: engine/native.py). With its defaults (f16, repacked, tiled) llama-cpp-python rounds
-otherwise and greedy text can part at a near-tie, and speed compares only over the same text;
+repacked as edgecomplete's (only for ggml's AMX kernels: `default_repack`) and ggml's tiled
+K-quant products off (process-wide, set by edgecomplete: engine/native.py). With its defaults
+(f16, repacked, tiled) llama-cpp-python rounds otherwise and greedy text can part at a near-tie, and speed compares only over the same text;
 `--reference-defaults` gives them back (the tiles for edgecomplete too: ggml reads that setting
 once per process). Targets (issue 16): on the quoting tasks >= 1.5x plain
 llama-cpp-python and >= 1.2x its prompt lookup; on the free story >= 0.97x edgecomplete without
