@@ -346,8 +346,10 @@ def test_a_parameter_typed_just_before_the_generate_key_is_used(run_ui):
 
 
 async def start_a_long_reply(pilot, app):
-    set_param(app, "maximum_tokens", "400")
-    set_param(app, "minimum_tokens", "400")
+    """A reply long enough to be running when the test acts (speculation can write hundreds of
+    tokens a second where the text repeats)."""
+    set_param(app, "maximum_tokens", "2000")
+    set_param(app, "minimum_tokens", "2000")
     app.query_one("#chat-input").focus()
     app.query_one("#chat-input").load_text("Tell me a very long story.")
     await pilot.press("enter")
