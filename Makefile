@@ -23,7 +23,7 @@ MAX_TOKENS ?= 50
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 LLAMA_CPP_PYTHON := llama-cpp-python==0.3.36
-SDIST := llama_cpp_python-0.3.36.tar.gz
+SDIST := llama_cpp_python-$(lastword $(subst ==, ,$(LLAMA_CPP_PYTHON))).tar.gz
 SDIST_SHA256 := 832db0699007f1be95a7e41ef12e88926b02ba836461e36a36372db2760c1a2e
 PATCH := patches/llama-cpp-python-0.3.36-amx.patch
 # the edgecomplete home (edgecomplete.models.home())

@@ -16,7 +16,6 @@ from PIL import Image as PILImage
 
 from edgecomplete import Client, CompletionRequest, Image, InvalidRequest, Prompt, Text, models
 from edgecomplete.engine import LocalBackend
-from edgecomplete.engine.llama import KV_CACHE_TYPES, default_kv_cache, default_repack
 from edgecomplete.engine.thread import on_llama_thread
 from edgecomplete.plan import image_token, plan_completion
 from edgecomplete.stream import fold
@@ -96,15 +95,17 @@ def reference_greedy(model_path: Path, projector: Path, image: Image, before: st
     """llama.cpp's own image path: libmtmd tokenizes text-marker-text and its helper evaluates
     every chunk (mtmd_helper_eval_chunks), then plain greedy decoding — in a fresh context that
     computes as the engine does (its KV cache type and weight repacking)."""
+    from bench.common import edgecomplete_numerics
     from edgecomplete.images import prepare
 
     def run():
+        numerics = edgecomplete_numerics()
         model_params = llama_cpp.llama_model_default_params()
-        model_params.use_extra_bufts = default_repack()  # the engine's numerics: weights and KV cache
+        model_params.use_extra_bufts = numerics["repack"]
         model = llama_cpp.llama_model_load_from_file(str(model_path).encode(), model_params)
         params = llama_cpp.llama_context_default_params()
         params.n_ctx, params.n_batch, params.n_ubatch, params.n_threads, params.n_threads_batch = 1024, 512, 512, 2, 2
-        params.type_k = params.type_v = KV_CACHE_TYPES[default_kv_cache()]
+        params.type_k, params.type_v = numerics["type_k"], numerics["type_v"]
         context = llama_cpp.llama_init_from_model(model, params)
         mparams = mtmd_cpp.mtmd_context_params_default()
         mparams.n_threads, mparams.warmup = 2, False
