@@ -19,7 +19,7 @@ number of tokens with the largest expected gain, or none.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Dict, List, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 NGRAM_SIZES = (3, 2)  # the longest match first: longer contexts predict better
 MAX_DRAFT = 15  # drafted tokens per candidate and step at most (16 rows: 7.6 decodes of one row, smollm2)
@@ -35,7 +35,9 @@ MEMORY = 0.995  # older outcomes fade: the text and the task change
 CANDIDATE_MEMORY = 0.97  # per step: a candidate's recent drafts say most about its next ones
 # Cost of a decode of n rows relative to one, before measurements (smollm2 on 2 cores).
 PRIOR_SECOND_ROW, PRIOR_FURTHER_ROW = 0.86, 0.5
-COST_MEMORY = 0.9  # per decode of that many rows: the moving average of its time
+COST_MEMORY = 0.9  # per decode of that many rows: the moving average of its cost
+COUNT_WEIGHT = 10  # a count's measured cost stands for this many decodes at most
+COUNT_TRUST = 2  # and what the counts around it say for this many
 
 
 Ends = Dict[Tuple[int, ...], List[int]]  # n-gram → positions after its occurrences (the tokens that followed)
@@ -129,8 +131,8 @@ class DraftPolicy:
     A draft of k tokens whose tokens are each accepted with chance p (given the ones before)
     saves p + p^2 + ... + p^k decode steps on average, and makes this step cost what k more rows
     cost. Both are estimated here: p per match-length bucket over all candidates, refined by the
-    candidate's own record; the cost per row count from the engine's decodes (seeded by its
-    load-time probe, between measured counts interpolated).
+    candidate's own record; the cost per row count from the engine's decodes, each relative to
+    one row's time then (seeded by its load-time probe, between measured counts interpolated).
 
     (Weighing the added cost by the engine's present rate instead, tokens per unit of time,
     Dinkelbach's rule for the best ratio, drafted less and measured 0.95-1.04x of this rule,
@@ -138,9 +140,19 @@ class DraftPolicy:
     says.)"""
 
     most_rows: int  # rows a step may hold (LlamaModel.rows_exact_in_batch)
-    seconds: Dict[int, float] = field(default_factory=dict)  # a decode of n rows, measured (moving average)
+    seconds: Dict[int, float] = field(default_factory=dict)  # the load-time probe: a decode of n rows took
     tried: List[float] = field(default_factory=lambda: [0.0] * len(MATCH_BUCKETS))
     kept: List[float] = field(default_factory=lambda: [0.0] * len(MATCH_BUCKETS))
+
+    def __post_init__(self) -> None:
+        self.one_row = self.seconds.get(1, 0.0)  # a decode of one row (moving average), seconds
+        # rows -> [a decode of that many rows in decodes of one row at the time (moving average),
+        #          the decodes it stands for (at most COUNT_WEIGHT)]
+        self.ratios: Dict[int, List[float]] = {}
+        for rows, seconds in self.seconds.items():
+            if rows > 1 and self.one_row:
+                self.ratios[rows] = [seconds / self.one_row, 1.0]
+        self._costs: Optional[Dict[int, float]] = None  # cost() of 2..most_rows rows, till ratios change
 
     def acceptance(self, match: int, drafter: Drafter) -> float:
         """The chance that a drafted token is accepted: the bucket's, refined by the candidate's."""
@@ -149,23 +161,42 @@ class DraftPolicy:
         return (drafter.kept + PRIOR_WEIGHT * bucket) / (drafter.tried + PRIOR_WEIGHT)
 
     def cost(self, rows: int) -> float:
-        """A decode of `rows` rows, in decodes of one row: measured where this many rows were,
-        else between the nearest measured counts (a straight line), else beyond them (or
-        without a measurement) by the prior's increments."""
+        """A decode of `rows` rows, in decodes of one row: as measured (`_measured`) where this many
+        rows were, else on the straight line between the nearest measured counts (below the
+        least, from one row: an optimistic guess, which drafting then measures), else beyond them
+        (or without a measurement) by the prior's increments."""
         if rows <= 1:
             return float(rows)
-        one = self.seconds.get(1)
-        if not one:
-            return _prior_cost(rows)
-        measured = self.seconds.get(rows)
-        if measured:
-            return measured / one
-        below = max(n for n in self.seconds if n < rows)
-        above = [n for n in self.seconds if n > rows]
-        if above:
-            up = min(above)
-            return (self.seconds[below] + (self.seconds[up] - self.seconds[below]) * (rows - below) / (up - below)) / one
-        return self.seconds[below] / one + _prior_cost(rows) - _prior_cost(below)
+        if self._costs is None:  # priced once per change of the measurements, not per draft
+            self._costs = {n: self._price(n) for n in range(2, self.most_rows + 1)}
+        return self._costs[rows] if rows in self._costs else self._price(rows)
+
+    def _price(self, rows: int) -> float:
+        if rows in self.ratios:
+            return self._measured(rows)
+        below, above = self._around(rows)
+        low = self._measured(below) if below > 1 else 1.0
+        if not above:
+            return low + _prior_cost(rows) - _prior_cost(below)
+        return low + (self._measured(above) - low) * (rows - below) / (above - below)
+
+    def _around(self, rows: int) -> Tuple[int, int]:
+        """The nearest measured counts below (1 if none) and above (0 if none) `rows`."""
+        return (max((n for n in self.ratios if n < rows), default=1),
+                min((n for n in self.ratios if n > rows), default=0))
+
+    def _measured(self, rows: int) -> float:
+        """The measured cost of `rows` rows, weighed against the straight line between the
+        measured counts around it as COUNT_TRUST decodes: one slow decode (a new graph, a busy
+        neighbour) would otherwise price a count out for good, as a count not drafted is not
+        timed again. The largest count measured stands alone."""
+        ratio, weight = self.ratios[rows]
+        below, above = self._around(rows)
+        if not above:
+            return ratio
+        low = self.ratios[below][0] if below > 1 else 1.0
+        line = low + (self.ratios[above][0] - low) * (rows - below) / (above - below)
+        return (weight * ratio + COUNT_TRUST * line) / (weight + COUNT_TRUST)
 
     def choose(self, draft: Draft, drafter: Drafter, rows_before: int) -> int:
         """Tokens of `draft` to verify in a step that holds `rows_before` rows before the
@@ -195,10 +226,18 @@ class DraftPolicy:
         self.kept[b] = self.kept[b] * MEMORY + accepted
 
     def record_decode(self, rows: int, seconds: float) -> None:
-        """A decode of `rows` rows (no prompt chunks) took `seconds`."""
-        if 1 <= rows <= self.most_rows:
-            previous = self.seconds.get(rows)
-            self.seconds[rows] = seconds if previous is None else COST_MEMORY * previous + (1 - COST_MEMORY) * seconds
+        """A decode of `rows` rows (no prompt chunks) took `seconds`. Kept relative to one row's
+        time then: the machine's speed drifts (a VM's neighbours, the clock), and a count timed
+        minutes ago in seconds would look dear or cheap against one row's time now, and, when
+        dear, would not be drafted, and so not timed, again."""
+        if rows == 1:
+            self.one_row = seconds if not self.one_row else COST_MEMORY * self.one_row + (1 - COST_MEMORY) * seconds
+        elif 1 < rows <= self.most_rows and self.one_row:
+            ratio, (previous, weight) = seconds / self.one_row, self.ratios.get(rows, (0.0, 0.0))
+            if weight:
+                ratio = COST_MEMORY * previous + (1 - COST_MEMORY) * ratio
+            self.ratios[rows] = [ratio, min(weight + 1, COUNT_WEIGHT)]
+            self._costs = None
 
 
 def _prior_cost(rows: int) -> float:

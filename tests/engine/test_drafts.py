@@ -4,8 +4,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from edgecomplete.engine.drafts import (LONGEST_MATCH, NGRAM_SIZES, OCCURRENCES, PRIOR_FURTHER_ROW, PRIOR_SECOND_ROW,
-                                        Draft, Drafter, DraftPolicy, PromptIndex)
+from edgecomplete.engine.drafts import (COUNT_TRUST, COUNT_WEIGHT, LONGEST_MATCH, NGRAM_SIZES, OCCURRENCES,
+                                        PRIOR_FURTHER_ROW, PRIOR_SECOND_ROW, Draft, Drafter, DraftPolicy, PromptIndex)
 
 
 def drafter(prompt, completion=()):
@@ -107,10 +107,40 @@ def test_costs_between_measured_row_counts_are_interpolated():
     policy = DraftPolicy(most_rows=16, seconds={1: 0.010, 16: 0.040})
     assert policy.cost(1) == 1.0 and policy.cost(16) == pytest.approx(4.0)
     assert policy.cost(6) == pytest.approx(1 + 3.0 * 5 / 15)
-    policy.record_decode(8, 0.020)  # timed: it counts as measured, and splits the line
-    assert policy.cost(8) == pytest.approx(2.0)
-    assert policy.cost(12) == pytest.approx(2.0 + 2.0 * 4 / 8)
-    assert policy.cost(4) == pytest.approx(1 + 1.0 * 3 / 7)
+    for _ in range(COUNT_WEIGHT):  # timed, again and again: it counts as measured, and splits the line
+        policy.record_decode(8, 0.020)
+    line = 1 + 3.0 * 7 / 15  # what 1 and 16 rows say of 8, weighed as COUNT_TRUST decodes
+    eight = (COUNT_WEIGHT * 2.0 + COUNT_TRUST * line) / (COUNT_WEIGHT + COUNT_TRUST)
+    assert policy.cost(8) == pytest.approx(eight)
+    assert policy.cost(12) == pytest.approx(eight + (4.0 - eight) * 4 / 8)
+    assert policy.cost(4) == pytest.approx(1 + (eight - 1) * 3 / 7)
     beyond = DraftPolicy(most_rows=16, seconds={1: 0.010, 4: 0.025})
     assert beyond.cost(6) == pytest.approx(2.5 + 2 * PRIOR_FURTHER_ROW)
     assert DraftPolicy(most_rows=16).cost(5) == pytest.approx(1 + PRIOR_SECOND_ROW + 3 * PRIOR_FURTHER_ROW)
+
+
+def test_costs_are_relative_to_one_rows_time_when_measured():
+    """The machine's speed drifts (a VM's neighbours): a count timed before one row got faster
+    keeps its cost in decodes of one row, and is not priced out (a count not drafted is not timed
+    again). Kept in seconds, as before, 16 rows would cost 8 decodes of one row here, not 4."""
+    policy = DraftPolicy(most_rows=16, seconds={1: 0.010, 16: 0.040})
+    for _ in range(100):
+        policy.record_decode(1, 0.005)  # one row now takes half the time
+    assert policy.cost(16) == pytest.approx(4.0)
+    policy.record_decode(16, 0.020)  # and so do 16 rows
+    assert policy.cost(16) == pytest.approx(4.0, rel=1e-3)
+
+
+def test_one_slow_decode_does_not_price_a_count_out():
+    """A count timed once, slowly (a new graph, a busy neighbour), is weighed against what the
+    counts around it say; timed again and again, its own measurement wins."""
+    policy = DraftPolicy(most_rows=16, seconds={1: 0.010, 16: 0.040})
+    line = 1 + 3.0 / 15  # 2 rows, between 1 and 16
+    policy.record_decode(2, 0.030)  # 3 decodes of one row's worth, once
+    blended = (3.0 + COUNT_TRUST * line) / (1 + COUNT_TRUST)
+    assert policy.cost(2) == pytest.approx(blended)
+    assert policy.cost(9) == pytest.approx(blended + (4.0 - blended) * 7 / 14)  # the counts above see it so too
+    assert policy.choose(Draft(list(range(12)), 20), drafter([1]), rows_before=0) > 0
+    for _ in range(50):
+        policy.record_decode(2, 0.030)
+    assert policy.cost(2) == pytest.approx((COUNT_WEIGHT * 3.0 + COUNT_TRUST * line) / (COUNT_WEIGHT + COUNT_TRUST))
