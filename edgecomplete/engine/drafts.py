@@ -140,7 +140,7 @@ class DraftPolicy:
     says.)"""
 
     most_rows: int  # rows a step may hold (LlamaModel.rows_exact_in_batch)
-    seconds: Dict[int, float] = field(default_factory=dict)  # the load-time probe: a decode of n rows took
+    seconds: Dict[int, float] = field(default_factory=dict)  # the load-time probe: rows -> seconds a decode took
     tried: List[float] = field(default_factory=lambda: [0.0] * len(MATCH_BUCKETS))
     kept: List[float] = field(default_factory=lambda: [0.0] * len(MATCH_BUCKETS))
 
