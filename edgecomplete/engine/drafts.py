@@ -19,7 +19,7 @@ number of tokens with the largest expected gain, or none.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 NGRAM_SIZES = (3, 2)  # the longest match first: longer contexts predict better
 MAX_DRAFT = 15  # drafted tokens per candidate and step at most (16 rows: 7.6 decodes of one row, smollm2)
@@ -161,10 +161,11 @@ class DraftPolicy:
         return (drafter.kept + PRIOR_WEIGHT * bucket) / (drafter.tried + PRIOR_WEIGHT)
 
     def cost(self, rows: int) -> float:
-        """A decode of `rows` rows, in decodes of one row: as measured (`_measured`) where this many
-        rows were, else on the straight line between the nearest measured counts (below the
-        least, from one row: an optimistic guess, which drafting then measures), else beyond them
-        (or without a measurement) by the prior's increments."""
+        """A decode of `rows` rows, in decodes of one row: as measured where this many rows were
+        (weighed against the counts around it while timed only a few times), else on the
+        straight line between the nearest measured counts (below the least, from one row: an
+        optimistic guess, which drafting then measures), else beyond them (or without a
+        measurement) by the prior's increments."""
         if rows <= 1:
             return float(rows)
         if self._costs is None:  # priced once per change of the measurements, not per draft
@@ -173,30 +174,27 @@ class DraftPolicy:
 
     def _price(self, rows: int) -> float:
         if rows in self.ratios:
-            return self._measured(rows)
-        below, above = self._around(rows)
-        low = self._measured(below) if below > 1 else 1.0
-        if not above:
-            return low + _prior_cost(rows) - _prior_cost(below)
-        return low + (self._measured(above) - low) * (rows - below) / (above - below)
+            # Weighed against the line through the measured counts around it: one slow decode (a
+            # new graph, a busy neighbour) would otherwise price the count out for good, as a
+            # count not drafted is not timed again. The largest count measured stands alone.
+            ratio, weight = self.ratios[rows]
+            line = self._line(rows, lambda n: self.ratios[n][0] if n > 1 else 1.0)
+            return ratio if line is None else (weight * ratio + COUNT_TRUST * line) / (weight + COUNT_TRUST)
+        line = self._line(rows, lambda n: self._price(n) if n > 1 else 1.0)
+        if line is not None:
+            return line
+        below = max((n for n in self.ratios if n < rows), default=1)
+        return (self._price(below) if below > 1 else 1.0) + _prior_cost(rows) - _prior_cost(below)
 
-    def _around(self, rows: int) -> Tuple[int, int]:
-        """The nearest measured counts below (1 if none) and above (0 if none) `rows`."""
-        return (max((n for n in self.ratios if n < rows), default=1),
-                min((n for n in self.ratios if n > rows), default=0))
-
-    def _measured(self, rows: int) -> float:
-        """The measured cost of `rows` rows, weighed against the straight line between the
-        measured counts around it as COUNT_TRUST decodes: one slow decode (a new graph, a busy
-        neighbour) would otherwise price a count out for good, as a count not drafted is not
-        timed again. The largest count measured stands alone."""
-        ratio, weight = self.ratios[rows]
-        below, above = self._around(rows)
+    def _line(self, rows: int, value: Callable[[int], float]) -> Optional[float]:
+        """`value` at `rows` on the straight line between the nearest measured counts below (or
+        one row) and above it; None where no count above was measured."""
+        below = max((n for n in self.ratios if n < rows), default=1)
+        above = min((n for n in self.ratios if n > rows), default=0)
         if not above:
-            return ratio
-        low = self.ratios[below][0] if below > 1 else 1.0
-        line = low + (self.ratios[above][0] - low) * (rows - below) / (above - below)
-        return (weight * ratio + COUNT_TRUST * line) / (weight + COUNT_TRUST)
+            return None
+        low = value(below)
+        return low + (value(above) - low) * (rows - below) / (above - below)
 
     def choose(self, draft: Draft, drafter: Drafter, rows_before: int) -> int:
         """Tokens of `draft` to verify in a step that holds `rows_before` rows before the
