@@ -183,14 +183,18 @@ class DraftPolicy:
         line = self._line(rows, lambda n: self._price(n) if n > 1 else 1.0)
         if line is not None:
             return line
-        below = max((n for n in self.ratios if n < rows), default=1)
+        below, _ = self._nearest(rows)
         return (self._price(below) if below > 1 else 1.0) + _prior_cost(rows) - _prior_cost(below)
+
+    def _nearest(self, rows: int) -> Tuple[int, int]:
+        """The nearest measured counts below `rows` (1, one row, if none) and above it (0 if none)."""
+        return (max((n for n in self.ratios if n < rows), default=1),
+                min((n for n in self.ratios if n > rows), default=0))
 
     def _line(self, rows: int, value: Callable[[int], float]) -> Optional[float]:
         """`value` at `rows` on the straight line between the nearest measured counts below (or
         one row) and above it; None where no count above was measured."""
-        below = max((n for n in self.ratios if n < rows), default=1)
-        above = min((n for n in self.ratios if n > rows), default=0)
+        below, above = self._nearest(rows)
         if not above:
             return None
         low = value(below)
