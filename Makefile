@@ -9,10 +9,11 @@
 # for this CPU (-march=native). On an x86 CPU with AMX that compiles in ggml's AMX kernels, which
 # in the llama.cpp it vendors crash the process (SIGILL at their first tile instruction, wherever
 # weights are repacked: ggml-org/llama.cpp#26954), so the sdist is built with
-# patches/llama-cpp-python-0.3.36-amx.patch applied (tests/servers/llama_server.py builds
-# llama-server the same way). The built wheel is kept per build (version, CMAKE_ARGS, patch, a
-# user's CFLAGS / CXXFLAGS) in the edgecomplete home, since pip's own cache would hand back a wheel
-# built otherwise. The pin and the sdist's sha256 are also in pyproject.toml and llama_server.py:
+# patches/llama-cpp-python-0.3.36.patch applied (tests/servers/llama_server.py builds
+# llama-server the same way). The same patch gives ggml's CPU flash attention a faster path over
+# the engine's BF16 KV cache (AVX-512), each row still computed as alone. The built wheel is kept
+# per build (version, CMAKE_ARGS, patch, a user's CFLAGS / CXXFLAGS) in the edgecomplete home,
+# since pip's own cache would hand back a wheel built otherwise. The pin and the sdist's sha256 are also in pyproject.toml and llama_server.py:
 # tests/api/test_packaging.py checks that all agree.
 
 PYTHON ?= python3
@@ -25,7 +26,7 @@ STAMP := $(VENV)/.installed
 LLAMA_CPP_PYTHON := llama-cpp-python==0.3.36
 SDIST := llama_cpp_python-$(lastword $(subst ==, ,$(LLAMA_CPP_PYTHON))).tar.gz
 SDIST_SHA256 := 832db0699007f1be95a7e41ef12e88926b02ba836461e36a36372db2760c1a2e
-PATCH := patches/llama-cpp-python-0.3.36-amx.patch
+PATCH := patches/llama-cpp-python-0.3.36.patch
 # the edgecomplete home (edgecomplete.models.home())
 HOME_DIR := $(or $(EDGECOMPLETE_HOME),$(or $(XDG_CACHE_HOME),$(HOME)/.cache)/edgecomplete)
 # one folder per build: a user's CFLAGS / CXXFLAGS go into the key where set
@@ -34,7 +35,7 @@ SOURCE := $(WHEELS).partial/$(SDIST:.tar.gz=)
 
 .PHONY: run test bench sanitize clean
 
-$(STAMP): pyproject.toml setup.py $(PATCH) $(wildcard csrc/*.c csrc/*.h csrc/*.py)
+$(STAMP): Makefile pyproject.toml setup.py $(PATCH) $(wildcard csrc/*.c csrc/*.h csrc/*.py)
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --upgrade pip
 	ls $(WHEELS)/llama_cpp_python-*.whl >/dev/null 2>&1 || { rm -rf $(WHEELS).partial && \
@@ -44,6 +45,7 @@ $(STAMP): pyproject.toml setup.py $(PATCH) $(wildcard csrc/*.c csrc/*.h csrc/*.p
 	  tar -xzf $(WHEELS).partial/$(SDIST) -C $(WHEELS).partial && patch -s -d $(SOURCE) -p1 < $(PATCH) && \
 	  $(BIN)/python -m pip wheel --no-cache-dir --no-deps -w $(WHEELS).partial/wheel $(SOURCE) && \
 	  rm -rf $(WHEELS) && mv $(WHEELS).partial/wheel $(WHEELS) && rm -rf $(WHEELS).partial; }  # whole, or not there
+	$(BIN)/python -m pip install --no-deps --force-reinstall $(WHEELS)/llama_cpp_python-*.whl  # this build's, over an older one
 	$(BIN)/python -m pip install --find-links $(WHEELS) -e '.[test]'
 	touch $@
 
