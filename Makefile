@@ -70,6 +70,7 @@ bench: $(STAMP)
 	$(BIN)/python -m bench.sampling
 	$(BIN)/python -m bench.candidates
 	$(BIN)/python -m bench.streaming
+	$(BIN)/python -m bench.attention
 	$(BIN)/python -m bench.speculative
 	$(BIN)/python -m bench.chat
 	$(BIN)/python -m bench.serve

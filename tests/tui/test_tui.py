@@ -17,19 +17,33 @@ from .helpers import burst, send, set_param, shown, wait_until, words
 def test_chat_turn_streams_the_reply(run_ui):
     async def scenario(pilot, app):
         set_param(app, "maximum_tokens", "60")
-        set_param(app, "minimum_tokens", "60")  # long enough to stream over several frames on any CPU
+        set_param(app, "minimum_tokens", "60")
         seen = []
         original = LiveReply.append
+        stream = app.service.client.complete_with_streaming
 
         def append(view, text):
             seen.append(text)
             return original(view, text)
 
+        async def paced(*args, **kwargs):
+            # the model's own stream, its first three pieces of text a slowest frame apart: the
+            # reply spans several frames however fast this CPU decodes (with speculation, a step
+            # may write a dozen tokens)
+            apart = 3
+            async for item in stream(*args, **kwargs):
+                yield item
+                if apart and getattr(item, "completion", None):
+                    apart -= 1
+                    await asyncio.sleep(SLOWEST_FRAME_SECONDS + 0.05)
+
         LiveReply.append = append
+        app.service.client.complete_with_streaming = paced
         try:
             await send(pilot, app, "What is 2+2?")
         finally:
             LiveReply.append = original
+            app.service.client.complete_with_streaming = stream
         turns = app.chat_session.turns
         assert [t.role for t in turns] == ["user", "assistant"]
         assert turns[1].content.strip() and turns[1].response is not None
