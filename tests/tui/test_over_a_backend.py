@@ -92,8 +92,10 @@ def test_the_steering_screen_makes_a_concept_switches_it_on_and_the_chat_sends_i
         (concept,) = scripted.concepts
         await wait_until(pilot, lambda: screen.query_one("#concept-list").option_count == 1, what="the list")
         assert screen.chosen == [concept]  # a new concept is on at once
+        await pilot.pause()  # the rebuilt list's highlight shows its strength (1) first: not after ours
         screen.query_one("#strength").focus()
         screen.query_one("#strength").value = "-1.5"
+        await wait_until(pilot, lambda: screen.strengths.get(concept) == -1.5, what="the strength taken")
         await pilot.press("enter")
         await pilot.press("escape")
         await wait_until(pilot, lambda: not isinstance(app.screen, SteeringPicker), what="the screen to close")
