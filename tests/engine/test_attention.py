@@ -1,7 +1,8 @@
-"""llama.cpp's CPU flash attention over the engine's bf16 KV cache, as patched
-(patches/llama-cpp-python-0.3.36.patch, part 2: a row's visible cells 64 at a time, their scores
-16 at a time). It still computes attention, and a row still gets the same bits wherever its cells
-lie in the cache and whatever else shares its batch: what speculation, several candidates and
+"""llama.cpp's CPU flash attention over the engine's bf16 KV cache, as patched where llama.cpp is
+built with AVX-512 (patches/llama-cpp-python-0.3.36.patch, part 2: a row's visible cells 64 at a
+time, their scores 16 at a time; elsewhere llama.cpp's own row-at-a-time path, which must pass the
+same). It still computes attention, and a row still gets the same bits wherever its cells lie in
+the cache and whatever else shares its batch: what speculation, several candidates and
 concurrent requests rely on."""
 
 import ctypes
