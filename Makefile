@@ -13,8 +13,8 @@
 # llama-server the same way). The same patch gives ggml's CPU flash attention a faster path over
 # the engine's BF16 KV cache (AVX-512), each row still computed as alone. The built wheel is kept
 # per build (version, CMAKE_ARGS, patch, a user's CFLAGS / CXXFLAGS) in the edgecomplete home,
-# since pip's own cache would hand back a wheel built otherwise. The pin and the sdist's sha256 are also in pyproject.toml and llama_server.py:
-# tests/api/test_packaging.py checks that all agree.
+# since pip's own cache would hand back a wheel built otherwise. The pin and the sdist's sha256
+# are also in pyproject.toml and llama_server.py: tests/api/test_packaging.py checks that all agree.
 
 PYTHON ?= python3
 VENV ?= .venv
