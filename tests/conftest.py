@@ -44,6 +44,13 @@ def reference_llama(path, **options):
     return on_llama_thread(lambda: load_llama(path, n_threads=2, **edgecomplete_numerics(), **options))
 
 
+def logits_rows(address: int, n_rows: int, n_vocab: int) -> np.ndarray:
+    """A copy of `n_rows` float32 logits rows of `n_vocab` at `address` (llama.cpp's, or the
+    engine's as handed to the sampler): valid only until the next decode."""
+    return np.ctypeslib.as_array((ctypes.c_float * (n_rows * n_vocab)).from_address(address)) \
+        .reshape(n_rows, n_vocab).copy()
+
+
 def sigint_as_in_a_terminal() -> None:
     """`preexec_fn` of a subprocess a test interrupts: a background job (`make test &`) starts
     with SIGINT ignored, which its children inherit (Python then installs no KeyboardInterrupt
@@ -90,8 +97,7 @@ def sampled_rows(engine, monkeypatch):
     rows = []
 
     def copy(address, n_rows):
-        return np.ctypeslib.as_array((ctypes.c_float * (n_rows * n_vocab)).from_address(address)) \
-            .reshape(n_rows, n_vocab).copy()
+        return logits_rows(address, n_rows, n_vocab)
 
     def recording_step(sequences, drafts, logits_address, n_rows):  # rows of drafts too (speculation)
         rows.append(copy(logits_address, n_rows))

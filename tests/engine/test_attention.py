@@ -5,14 +5,15 @@ same). It still computes attention, and a row still gets the same bits wherever 
 the cache and whatever else shares its batch: what speculation, several candidates and
 concurrent requests rely on."""
 
-import ctypes
-
 import numpy as np
 import pytest
 
 from edgecomplete import models
 from edgecomplete.engine import on_llama_thread
 from edgecomplete.engine.llama import BatchEntry, LlamaModel
+
+from ..conftest import logits_rows
+from ..core import reference
 
 MODELS = ["smollm2-135m", pytest.param("gemma-3-270m", marks=pytest.mark.slow)]
 PROMPT_LENGTH = 300  # cells over five tiles of 64, and a partial sixth
@@ -21,10 +22,7 @@ STEP = 16  # rows a batch holds at most here: what the engine's probe vouches fo
 
 def logits(model: LlamaModel, entries) -> np.ndarray:
     """The logits of the entries that asked for them, one row each."""
-    address = model.decode(entries)
-    rows = sum(entry.logits for entry in entries)
-    return np.ctypeslib.as_array((ctypes.c_float * (rows * model.vocab_size)).from_address(address)).reshape(
-        rows, model.vocab_size).copy()
+    return logits_rows(model.decode(entries), sum(entry.logits for entry in entries), model.vocab_size)
 
 
 def prompt(model: LlamaModel, length: int, seed: int):
@@ -32,8 +30,7 @@ def prompt(model: LlamaModel, length: int, seed: int):
 
 
 def log_softmax(rows: np.ndarray) -> np.ndarray:
-    shifted = rows - rows.max(axis=1, keepdims=True)
-    return shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+    return np.stack([reference.log_softmax(row) for row in rows])
 
 
 @pytest.fixture(scope="module", params=MODELS)
