@@ -11,7 +11,8 @@
 # weights are repacked: ggml-org/llama.cpp#26954), so the sdist is built with
 # patches/llama-cpp-python-0.3.36.patch applied (tests/servers/llama_server.py builds
 # llama-server the same way). The same patch gives ggml's CPU flash attention a faster path over
-# the engine's BF16 KV cache (AVX-512), each row still computed as alone. The built wheel is kept
+# the engine's BF16 KV cache (AVX-512), and multiplies 2 to 12 rows of Q4_1 and Q8_0 weights
+# without the AMX tiles (AVX512-VNNI), each row still computed as alone. The built wheel is kept
 # per build (version, CMAKE_ARGS, patch, a user's CFLAGS / CXXFLAGS) in the edgecomplete home,
 # since pip's own cache would hand back a wheel built otherwise. The pin and the sdist's sha256
 # are also in pyproject.toml and llama_server.py: tests/api/test_packaging.py checks that all agree.

@@ -50,8 +50,8 @@ def default_repack() -> bool:
     """Whether weights are repacked unless asked otherwise: where this build has ggml's AMX kernels
     (an x86 CPU with AMX, llama.cpp built for it with the Makefile's patch). They take repacked
     weights, decode faster, and multiply a batch of rows exactly as each row alone (the load-time
-    probe checks: 16 rows on both models on the build machine), so a step verifies more drafts for
-    less. Elsewhere not: llama.cpp's other repacked kernels multiply 4 rows at a time and round
+    probe checks every count: up to 16 rows on both models on the build machine), so a step
+    verifies more drafts for less. Elsewhere not: llama.cpp's other repacked kernels multiply 4 rows at a time and round
     them otherwise than one row alone. The CPU's features are compiled in (-march=native), so the
     build's feature list is the CPU's."""
     return "AMX_INT8 = 1" in llama_cpp.llama_print_system_info().decode()
@@ -107,7 +107,8 @@ class BatchEntry:
 @dataclass(frozen=True)
 class BatchProbe:
     """LlamaModel.rows_exact_in_batch: the most rows of one sequence a decode computes as alone,
-    and the seconds a decode of n rows took there (1 and `rows`), for DraftPolicy's costs."""
+    and the seconds a decode of n rows took there (1, and each count up to `rows`), for
+    DraftPolicy's costs."""
 
     rows: int
     seconds: Dict[int, float]
@@ -287,13 +288,15 @@ class LlamaModel:
 
     def rows_exact_in_batch(self, most: int) -> BatchProbe:
         """The largest number of rows (at most `most`) that one sequence can decode in one batch
-        and get, bit for bit, the logits that decoding them one at a time gives, and what a
-        decode of one row and of that many took. On some models and CPUs a batch of several rows
-        takes other kernels (llama.cpp's repacked weights multiply 4 rows at a time, e.g. Q4_K on
-        AVX2; ggml's tiled K-quant products, 8 rows or more, where GGML_CPU_TILED_MM is on) whose
-        rounding differs; speculation decodes at most this many rows in a step, so that its text
-        is the one without it. Call before anything else uses the context: it decodes on
-        sequence 0 and empties it."""
+        and get, bit for bit, the logits that decoding them one at a time gives (and so for each
+        smaller count tried), and what a decode of one row and of each such count took. On some
+        models and CPUs a batch of several rows takes other kernels (llama.cpp's repacked weights
+        multiply 4 rows at a time, e.g. Q4_K on AVX2; ggml's tiled K-quant products, 8 rows or
+        more, where GGML_CPU_TILED_MM is on) whose rounding differs, and the patched build takes
+        one kernel up to 12 rows of Q4_1 or Q8_0 and the AMX tiles above: every count is tried up
+        to the first that rounds otherwise. Speculation decodes at most this many rows in a step,
+        so that its text is the one without it. Call before anything else uses the context: it
+        decodes on sequence 0 and empties it."""
         tokens = [t for t in self.tokenize("one two three four five six seven eight nine ten eleven twelve "
                                            "thirteen fourteen fifteen sixteen seventeen eighteen nineteen "
                                            "twenty twenty-one twenty-two twenty-three twenty-four",
@@ -318,15 +321,13 @@ class LlamaModel:
             alone = b"".join(alone)
             seconds = {1: statistics.median(one[len(one) // 2:])}  # the later ones: warm caches
             exact = 1
-            for count in sorted({most, 13, 12, 8, 7, 6, 5, 4, 3, 2}, reverse=True):
-                if count > most or count <= exact:
-                    continue
+            for count in range(2, most + 1):
                 self.truncate_sequence(0, start)
                 batched, took = timed([BatchEntry(t, start + i, 0, True) for i, t in enumerate(probe[:count])])
-                if batched == alone[: row * count]:
-                    exact = count
-                    seconds[count] = took
+                if batched != alone[: row * count]:
                     break
+                exact = count
+                seconds[count] = took
             return BatchProbe(exact, seconds)
         finally:
             llama_cpp.llama_memory_clear(self._memory, True)

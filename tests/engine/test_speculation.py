@@ -61,12 +61,13 @@ def test_the_probe_bounds_the_rows_of_a_step(clients):
 
 
 def test_the_probe_times_what_it_decodes_for_the_policy(smollm2_path):
-    """The policy's costs start from the probe's own decodes: one row, and the most rows."""
+    """The policy's costs start from the probe's own decodes: one row, and every count up to the
+    most rows."""
     with Client(prefix_cache=False) as client:
         engine = client.backend.engine(MODEL)
         needs_drafts(client)
         seconds = engine.draft_policy.seconds
-        assert set(seconds) == {1, engine.speculation_rows}
+        assert set(seconds) == set(range(1, engine.speculation_rows + 1))
         assert all(0 < s < 10 for s in seconds.values())  # timings: no order asserted (a GPU may batch for free)
 
 

@@ -29,7 +29,8 @@ SDIST_SHA256 = "832db0699007f1be95a7e41ef12e88926b02ba836461e36a36372db2760c1a2e
 LLAMA_CPP_COMMIT = "0c1e57098"  # what 0.3.36 vendors (its CHANGELOG)
 INDEX = os.environ.get("PIP_INDEX_URL", "https://pypi.org/simple").rstrip("/")
 # Built for this CPU, as the Makefile builds llama-cpp-python: with edgecomplete's patch (ggml's AMX
-# kernels mended, flash attention over a BF16 cache; the Makefile says why). The version in SDIST, its sha256 and the patch are the Makefile's:
+# kernels mended, flash attention over a BF16 cache, a few rows' matrix products kept off the AMX
+# tiles; the Makefile says why). The version in SDIST, its sha256 and the patch are the Makefile's:
 # tests/api/test_packaging.py checks that they agree.
 PATCH = Path(__file__).resolve().parents[2] / "patches" / "llama-cpp-python-0.3.36.patch"
 
