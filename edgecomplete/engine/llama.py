@@ -31,6 +31,11 @@ BATCH_SIZE = 512  # tokens per llama_decode at most (fewer when the context is s
 LLAMA_MAX_SEQ = 256  # llama.cpp's limit on sequence ids per context
 
 
+# Row counts the load-time probe (LlamaModel.rows_exact_in_batch) decodes: each shape of the patched
+# build's several-row kernel (groups of 4 rows, the last of 1 to 4), where it hands over to the AMX
+# tiles (12, 13), and the most rows; fewer decodes than every count, at every model load.
+PROBED_ROWS = (2, 3, 4, 5, 6, 7, 8, 12, 13)
+
 MAX_THREADS = 512  # ggml's GGML_MAX_N_THREADS; far more than any CPU here has
 
 # The KV cache's element types edgecomplete offers (ggml type ids; llama_cpp names F16 and Q8_0 only).
@@ -50,8 +55,8 @@ def default_repack() -> bool:
     """Whether weights are repacked unless asked otherwise: where this build has ggml's AMX kernels
     (an x86 CPU with AMX, llama.cpp built for it with the Makefile's patch). They take repacked
     weights, decode faster, and multiply a batch of rows exactly as each row alone (the load-time
-    probe checks every count: up to 16 rows on both models on the build machine), so a step
-    verifies more drafts for less. Elsewhere not: llama.cpp's other repacked kernels multiply 4 rows at a time and round
+    probe checks: 16 rows on both models on the build machine), so a step verifies more drafts
+    for less. Elsewhere not: llama.cpp's other repacked kernels multiply 4 rows at a time and round
     them otherwise than one row alone. The CPU's features are compiled in (-march=native), so the
     build's feature list is the CPU's."""
     return "AMX_INT8 = 1" in llama_cpp.llama_print_system_info().decode()
@@ -107,7 +112,7 @@ class BatchEntry:
 @dataclass(frozen=True)
 class BatchProbe:
     """LlamaModel.rows_exact_in_batch: the most rows of one sequence a decode computes as alone,
-    and the seconds a decode of n rows took there (1, and each count up to `rows`), for
+    and the seconds a decode of n rows took there (1, and each count it tried up to `rows`), for
     DraftPolicy's costs."""
 
     rows: int
@@ -293,8 +298,8 @@ class LlamaModel:
         models and CPUs a batch of several rows takes other kernels (llama.cpp's repacked weights
         multiply 4 rows at a time, e.g. Q4_K on AVX2; ggml's tiled K-quant products, 8 rows or
         more, where GGML_CPU_TILED_MM is on) whose rounding differs, and the patched build takes
-        one kernel up to 12 rows of Q4_1 or Q8_0 and the AMX tiles above: every count is tried up
-        to the first that rounds otherwise. Speculation decodes at most this many rows in a step,
+        one kernel up to 12 rows of Q4_1 or Q8_0 and the AMX tiles above: the counts of PROBED_ROWS
+        (and `most`) are tried in turn up to the first that rounds otherwise. Speculation decodes at most this many rows in a step,
         so that its text is the one without it. Call before anything else uses the context: it
         decodes on sequence 0 and empties it."""
         tokens = [t for t in self.tokenize("one two three four five six seven eight nine ten eleven twelve "
@@ -321,7 +326,9 @@ class LlamaModel:
             alone = b"".join(alone)
             seconds = {1: statistics.median(one[len(one) // 2:])}  # the later ones: warm caches
             exact = 1
-            for count in range(2, most + 1):
+            for count in sorted({*PROBED_ROWS, most}):
+                if count > most:
+                    break
                 self.truncate_sequence(0, start)
                 batched, took = timed([BatchEntry(t, start + i, 0, True) for i, t in enumerate(probe[:count])])
                 if batched != alone[: row * count]:

@@ -102,9 +102,9 @@ def test_the_policy_learns_acceptance_and_cost():
 
 
 def test_costs_between_measured_row_counts_are_interpolated():
-    """Counts not timed (by the load-time probe, which times every count it finds exact, or
-    since) are on the line through the nearest timed ones; counts beyond the last go on by the
-    prior's increments."""
+    """Counts not timed (by the load-time probe, which times the counts it tries, or since) are
+    on the line through the nearest timed ones; counts beyond the last go on by the prior's
+    increments."""
     policy = DraftPolicy(most_rows=16, seconds={1: 0.010, 16: 0.040})
     assert policy.cost(1) == 1.0 and policy.cost(16) == pytest.approx(4.0)
     assert policy.cost(6) == pytest.approx(1 + 3.0 * 5 / 15)
