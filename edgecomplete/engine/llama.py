@@ -55,8 +55,8 @@ def default_repack() -> bool:
     """Whether weights are repacked unless asked otherwise: where this build has ggml's AMX kernels
     (an x86 CPU with AMX, llama.cpp built for it with the Makefile's patch). They take repacked
     weights, decode faster, and multiply a batch of rows exactly as each row alone (the load-time
-    probe checks: 16 rows on both models on the build machine), so a step verifies more drafts
-    for less. Elsewhere not: llama.cpp's other repacked kernels multiply 4 rows at a time and round
+    probe checks: 16 rows on both models on the build machine), so a step verifies more drafts for
+    less. Elsewhere not: llama.cpp's other repacked kernels multiply 4 rows at a time and round
     them otherwise than one row alone. The CPU's features are compiled in (-march=native), so the
     build's feature list is the CPU's."""
     return "AMX_INT8 = 1" in llama_cpp.llama_print_system_info().decode()
@@ -298,10 +298,10 @@ class LlamaModel:
         models and CPUs a batch of several rows takes other kernels (llama.cpp's repacked weights
         multiply 4 rows at a time, e.g. Q4_K on AVX2; ggml's tiled K-quant products, 8 rows or
         more, where GGML_CPU_TILED_MM is on) whose rounding differs, and the patched build takes
-        one kernel up to 12 rows of Q4_1 or Q8_0 and the AMX tiles above: the counts of PROBED_ROWS
-        (and `most`) are tried in turn up to the first that rounds otherwise. Speculation decodes at most this many rows in a step,
-        so that its text is the one without it. Call before anything else uses the context: it
-        decodes on sequence 0 and empties it."""
+        one kernel for 2 to 12 rows of Q4_1 or Q8_0 and the AMX tiles above: the counts of
+        PROBED_ROWS (and `most`) are tried in turn, up to the first that rounds otherwise.
+        Speculation decodes at most this many rows in a step, so that its text is the one without
+        it. Call before anything else uses the context: it decodes on sequence 0 and empties it."""
         tokens = [t for t in self.tokenize("one two three four five six seven eight nine ten eleven twelve "
                                            "thirteen fourteen fifteen sixteen seventeen eighteen nineteen "
                                            "twenty twenty-one twenty-two twenty-three twenty-four",
