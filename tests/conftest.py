@@ -51,6 +51,18 @@ def logits_rows(address: int, n_rows: int, n_vocab: int) -> np.ndarray:
         .reshape(n_rows, n_vocab).copy()
 
 
+def decoded_logits(model, entries) -> np.ndarray:
+    """Decode `entries` (BatchEntry) on a LlamaModel; a copy of the logits of those that asked
+    for them, one row each, in batch order."""
+    return logits_rows(model.decode(entries), sum(entry.logits for entry in entries), model.vocab_size)
+
+
+def random_tokens(model, length: int, seed: int) -> list:
+    """`length` token ids drawn with `seed`, clear of the vocabulary's first and last 100
+    (special and control tokens)."""
+    return np.random.default_rng(seed).integers(100, model.vocab_size - 100, length).tolist()
+
+
 def sigint_as_in_a_terminal() -> None:
     """`preexec_fn` of a subprocess a test interrupts: a background job (`make test &`) starts
     with SIGINT ignored, which its children inherit (Python then installs no KeyboardInterrupt

@@ -10,23 +10,15 @@ import pytest
 
 from edgecomplete import models
 from edgecomplete.engine import on_llama_thread
+from edgecomplete.engine.drafts import MAX_DRAFT
 from edgecomplete.engine.llama import BatchEntry, LlamaModel
 
-from ..conftest import logits_rows
+from ..conftest import decoded_logits, random_tokens
 from ..core import reference
 
 MODELS = ["smollm2-135m", pytest.param("gemma-3-270m", marks=pytest.mark.slow)]
 PROMPT_LENGTH = 300  # cells over five tiles of 64, and a partial sixth
-STEP = 16  # rows a batch holds at most here: what the engine's probe vouches for
-
-
-def logits(model: LlamaModel, entries) -> np.ndarray:
-    """The logits of the entries that asked for them, one row each."""
-    return logits_rows(model.decode(entries), sum(entry.logits for entry in entries), model.vocab_size)
-
-
-def prompt(model: LlamaModel, length: int, seed: int):
-    return np.random.default_rng(seed).integers(100, model.vocab_size - 100, length).tolist()
+STEP = 1 + MAX_DRAFT  # rows a step holds at most: what the engine's probe vouches for (16)
 
 
 def log_softmax(rows: np.ndarray) -> np.ndarray:
@@ -52,8 +44,8 @@ def test_flash_attention_over_bf16_computes_what_attention_without_it_computes(p
     def run(flash_attention, kv_cache):
         model = LlamaModel(file, flash_attention=flash_attention, kv_cache=kv_cache)
         try:
-            tokens = prompt(model, PROMPT_LENGTH, seed=1)
-            return log_softmax(logits(model, [BatchEntry(t, p, 0, True) for p, t in enumerate(tokens)]))
+            tokens = random_tokens(model, PROMPT_LENGTH, seed=1)
+            return log_softmax(decoded_logits(model, [BatchEntry(t, p, 0, True) for p, t in enumerate(tokens)]))
         finally:
             model.close()
 
@@ -81,16 +73,16 @@ def test_a_row_gets_the_same_bits_wherever_its_cells_lie(path):
             probe = model.rows_exact_in_batch(STEP)
             if probe.rows < STEP:
                 return None
-            tokens = prompt(model, PROMPT_LENGTH, seed=2)
-            other = prompt(model, 200, seed=3)
+            tokens = random_tokens(model, PROMPT_LENGTH, seed=2)
+            other = random_tokens(model, 200, seed=3)
             nxt = tokens[-1]
             for start in range(0, PROMPT_LENGTH - 1, STEP):
-                logits(model, [BatchEntry(t, start + i, 0, False)
-                               for i, t in enumerate(tokens[start:min(start + STEP, PROMPT_LENGTH - 1)])])
-            alone = logits(model, [BatchEntry(nxt, PROMPT_LENGTH - 1, 0, True)])[0]
+                decoded_logits(model, [BatchEntry(t, start + i, 0, False)
+                                       for i, t in enumerate(tokens[start:min(start + STEP, PROMPT_LENGTH - 1)])])
+            alone = decoded_logits(model, [BatchEntry(nxt, PROMPT_LENGTH - 1, 0, True)])[0]
             model.drop_sequence(0)
 
-            logits(model, [BatchEntry(t, p, 1, False) for p, t in enumerate(other[:37])])
+            decoded_logits(model, [BatchEntry(t, p, 1, False) for p, t in enumerate(other[:37])])
             rng = np.random.default_rng(4)
             done, theirs = 0, 37
             while done < PROMPT_LENGTH - 1:
@@ -101,14 +93,14 @@ def test_a_row_gets_the_same_bits_wherever_its_cells_lie(path):
                 # order (a row sums its cells in cell order, on llama.cpp's path and the patch's)
                 entries = [BatchEntry(t, done + i, 0, False) for i, t in enumerate(tokens[done:done + mine])]
                 entries += [BatchEntry(other[theirs + i], theirs + i, 1, False) for i in range(beside)]
-                logits(model, entries)
+                decoded_logits(model, entries)
                 done += mine
                 kept = int(rng.integers(0, beside + 1))
                 model.truncate_sequence(1, theirs + kept)  # the rest were drafts, rejected
                 theirs += kept
             entries = [BatchEntry(nxt, PROMPT_LENGTH - 1, 0, True)]
             entries += [BatchEntry(other[theirs + i], theirs + i, 1, True) for i in range(5)]
-            beside = logits(model, entries)[0]
+            beside = decoded_logits(model, entries)[0]
             return alone, beside
         finally:
             model.close()

@@ -11,12 +11,13 @@ import pytest
 
 from edgecomplete import models
 from edgecomplete.engine import on_llama_thread
+from edgecomplete.engine.drafts import MAX_DRAFT
 from edgecomplete.engine.llama import BatchEntry, LlamaModel, default_repack
 
-from ..conftest import logits_rows
+from ..conftest import decoded_logits, random_tokens
 
 MODELS = ["smollm2-135m", pytest.param("gemma-3-270m", marks=pytest.mark.slow)]
-MOST = 16  # rows a step holds at most (1 + MAX_DRAFT)
+MOST = 1 + MAX_DRAFT  # rows a step holds at most (16)
 CONTEXT = 200  # cells before the rows: several of attention's tiles of 64
 
 
@@ -30,18 +31,22 @@ def decoded(request):
         model = LlamaModel(models.pull(name), flash_attention=True, kv_cache="bf16")
         try:
             vouched = model.rows_exact_in_batch(MOST).rows
-            tokens = np.random.default_rng(5).integers(100, model.vocab_size - 100, CONTEXT + MOST).tolist()
+            tokens = random_tokens(model, CONTEXT + MOST, seed=5)
             for start in range(0, CONTEXT, 64):
-                model.decode([BatchEntry(t, start + i, 0, False) for i, t in enumerate(tokens[start:min(start + 64, CONTEXT)])])
+                model.decode([BatchEntry(t, start + i, 0, False)
+                              for i, t in enumerate(tokens[start:min(start + 64, CONTEXT)])])
 
-            def rows(count):
+            def rows(first, count):
+                return decoded_logits(model, [BatchEntry(tokens[CONTEXT + i], CONTEXT + i, 0, True)
+                                              for i in range(first, first + count)])
+
+            alone = np.concatenate([rows(i, 1) for i in range(MOST)])
+
+            def batched(count):
                 model.truncate_sequence(0, CONTEXT)
-                entries = [BatchEntry(tokens[CONTEXT + i], CONTEXT + i, 0, True) for i in range(count)]
-                return logits_rows(model.decode(entries), count, model.vocab_size)
+                return rows(0, count)
 
-            alone = np.concatenate([logits_rows(model.decode([BatchEntry(tokens[CONTEXT + i], CONTEXT + i, 0, True)]),
-                                                1, model.vocab_size) for i in range(MOST)])
-            return {count: rows(count) for count in range(2, MOST + 1)}, alone, vouched
+            return {count: batched(count) for count in range(2, MOST + 1)}, alone, vouched
         finally:
             model.close()
 
