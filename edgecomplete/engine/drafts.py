@@ -5,14 +5,21 @@ Text that repeats its context (a rewrite, an extraction, code that follows a pat
 that quotes) continues the way it went where its latest tokens occurred before. A candidate's
 `Drafter` looks up its last NGRAM_SIZES tokens (the longest n-gram that occurred) in the prompt
 and its completion so far, takes the occurrence that matches furthest back (the best-aligned
-one, the latest of equals) and proposes the tokens that followed it. The engine decodes them with the candidate's next token in one batch and the C
-sampler keeps those the candidate samples itself (`Sampler.step_drafts`).
+one, the latest of equals) and proposes the tokens that followed it, up to where the equally
+well aligned occurrences part (where a list's number or a record's value goes, say). Text that
+repeats a pattern with a slot in it (`12. Emmy Noether` after `11. Emmy Noether`) has a token
+no earlier occurrence shares, the slot's, after which a lookup of the latest tokens finds
+nothing or little: there the Drafter looks up the tokens before the last one as well, and where
+the pattern occurred at least twice, aligned further back than the plain lookup, it drafts what
+followed the slot there (a slot draft). The engine decodes the draft with the candidate's next
+token in one batch and the C sampler keeps those the candidate samples itself
+(`Sampler.step_drafts`).
 
 Verifying is not free: on a CPU a decode of n rows costs nearly n times the arithmetic of one
 (smollm2-135m on 2 cores: 2 rows about 1.3x one row with the patched AMX build, 1.8x without
 AMX; each further row about 0.3x to 0.5x). `DraftPolicy` drafts only where it pays: it estimates
 the chance that a drafted token is accepted, from how long the match is (a long repeated stretch
-is likely to go on) and from how the candidate's own drafts fared, learns the cost of a decode of
+is likely to go on), whether it is a slot draft, and from how the candidate's own drafts fared, learns the cost of a decode of
 n rows from the engine's own decodes, and drafts the number of tokens with the largest expected
 gain, or none.
 """
@@ -26,6 +33,9 @@ NGRAM_SIZES = (3, 2)  # the longest match first: longer contexts predict better
 MAX_DRAFT = 15  # drafted tokens per candidate and step at most (16 rows: 7.6 decodes of one row, smollm2)
 LONGEST_MATCH = 32  # a match is measured back this far at most
 OCCURRENCES = 16  # the latest occurrences of an n-gram that are compared
+# A slot draft is taken where its pattern aligns at least this far back (tokens before the slot;
+# a shorter one is a common phrase, not a pattern) and this much further than the plain lookup.
+SLOT_LEAST_MATCH, SLOT_MARGIN = 5, 3
 
 # Acceptance per drafted token before anything is measured, by match length (tokens matched
 # before the draft): a guess the measurements replace.
@@ -64,7 +74,8 @@ def _register(ends: Ends, tokens: Sequence[int], end: int) -> None:
 @dataclass(frozen=True)
 class Draft:
     tokens: List[int]
-    match: int  # tokens before the draft that equal those before the candidate's next one
+    match: int  # tokens before the draft that equal those before the candidate's next one (or its last one)
+    slot: bool = False  # the candidate's last token is skipped: it filled a slot of a repeated pattern
 
 
 class Drafter:
@@ -85,33 +96,67 @@ class Drafter:
         _register(self.ends, self.tokens, len(self.tokens) - 1)
 
     def draft(self, count: int) -> Draft:
-        """`count` tokens that followed the best-aligned earlier occurrence of the current ending
-        (the one whose preceding tokens match furthest back, the latest of equals); where they
-        reach the present, the text from that occurrence on repeats, and so does the draft."""
-        tokens, length = self.tokens, len(self.tokens)
+        """Up to `count` tokens that followed the best-aligned earlier occurrence of the current
+        ending, or a slot draft where that aligns clearly better (see the module)."""
         if count <= 0:
             return Draft([], 0)
+        plain = self._lookup(count, skip=0)
+        if plain is not None and plain.match + SLOT_MARGIN > LONGEST_MATCH:
+            return plain  # no slot draft could align so much further
+        slot = self._lookup(count, skip=1)
+        if slot is not None and slot.match >= max(SLOT_LEAST_MATCH, plain.match + SLOT_MARGIN if plain else 0):
+            return slot
+        return plain or Draft([], 0)
+
+    def _lookup(self, count: int, skip: int) -> Optional[Draft]:
+        """What followed the best-aligned earlier occurrence of the NGRAM_SIZES tokens that end
+        `skip` tokens before the present (the longest n-gram that occurred), that many tokens on:
+        the latest of equally aligned ones, cut where another of them went on otherwise. A slot
+        lookup (skip 1) needs two equally aligned ones (a pattern, not one passage). None where
+        nothing occurred."""
+        tokens, length = self.tokens, len(self.tokens)
+        here = length - skip  # the ending looked up ends before tokens[here]
         for n in NGRAM_SIZES:
-            if length < n:
+            if here < n:
                 continue
-            key = tuple(tokens[length - n:])
+            key = tuple(tokens[here - n:here])
             ends = self.ends.get(key, [])[-OCCURRENCES:]
             if len(ends) < OCCURRENCES:
                 ends = self.prompt.ends.get(key, [])[len(ends) - OCCURRENCES:] + ends
-            best, best_match = -1, 0
+            best, best_match, equals = -1, 0, []
             for end in reversed(ends):
+                if end + skip >= length:
+                    continue
                 match = n
-                while match < LONGEST_MATCH and end > match and tokens[end - match - 1] == tokens[length - match - 1]:
+                while match < LONGEST_MATCH and end > match and tokens[end - match - 1] == tokens[here - match - 1]:
                     match += 1
                 if match > best_match:
-                    best, best_match = end, match
-            if best >= 0:
-                drafted = tokens[best:min(best + count, length)]
-                period = length - best  # an occurrence that runs into the present: the text repeats
-                while len(drafted) < count:  # with this period (a loop), and the draft goes on with it
-                    drafted.append(drafted[len(drafted) - period])
-                return Draft(drafted, best_match)
-        return Draft([], 0)
+                    best, best_match, equals = end, match, []
+                elif match == best_match:
+                    equals.append(end)
+            if best < 0:
+                continue
+            if skip and not equals:
+                return None
+            drafted = self._followed(best + skip, count)
+            for end in equals:
+                other = self._followed(end + skip, len(drafted))
+                same = 0
+                while same < len(drafted) and other[same] == drafted[same]:
+                    same += 1
+                drafted = drafted[:same]
+            return Draft(drafted, best_match, bool(skip))
+        return None
+
+    def _followed(self, start: int, count: int) -> List[int]:
+        """`count` tokens from tokens[start] on; where they reach the present, the text from
+        `start` on repeats (a loop), and so do they."""
+        tokens, length = self.tokens, len(self.tokens)
+        drafted = tokens[start:min(start + count, length)]
+        period = length - start
+        while len(drafted) < count:
+            drafted.append(drafted[len(drafted) - period])
+        return drafted
 
     def record(self, drafted: int, accepted: int) -> None:
         """A step verified `drafted` tokens and the candidate sampled the first `accepted`."""
@@ -121,8 +166,11 @@ class Drafter:
         self.kept += accepted
 
 
-def _bucket(match: int) -> int:
-    return max(i for i, lower in enumerate(MATCH_BUCKETS) if match >= lower or i == 0)
+def _bucket(draft: Draft) -> int:
+    """Plain drafts by match length, then slot drafts by theirs: the slot's next filling is a
+    guess of its own."""
+    b = max(i for i, lower in enumerate(MATCH_BUCKETS) if draft.match >= lower or i == 0)
+    return b + len(MATCH_BUCKETS) * draft.slot
 
 
 @dataclass
@@ -142,8 +190,8 @@ class DraftPolicy:
 
     most_rows: int  # rows a step may hold (LlamaModel.rows_exact_in_batch)
     seconds: Dict[int, float] = field(default_factory=dict)  # the load-time probe: rows -> seconds a decode took
-    tried: List[float] = field(default_factory=lambda: [0.0] * len(MATCH_BUCKETS))
-    kept: List[float] = field(default_factory=lambda: [0.0] * len(MATCH_BUCKETS))
+    tried: List[float] = field(default_factory=lambda: [0.0] * 2 * len(MATCH_BUCKETS))  # plain, then slot
+    kept: List[float] = field(default_factory=lambda: [0.0] * 2 * len(MATCH_BUCKETS))
 
     def __post_init__(self) -> None:
         self.one_row = self.seconds.get(1, 0.0)  # a decode of one row (moving average), seconds
@@ -155,10 +203,11 @@ class DraftPolicy:
                 self.ratios[rows] = [seconds / self.one_row, 1.0]
         self._costs: Optional[Dict[int, float]] = None  # cost() of 2..most_rows rows, till ratios change
 
-    def acceptance(self, match: int, drafter: Drafter) -> float:
+    def acceptance(self, draft: Draft, drafter: Drafter) -> float:
         """The chance that a drafted token is accepted: the bucket's, refined by the candidate's."""
-        b = _bucket(match)
-        bucket = (self.kept[b] + PRIOR_WEIGHT * PRIOR_ACCEPTANCE[b]) / (self.tried[b] + PRIOR_WEIGHT)
+        b = _bucket(draft)
+        prior = PRIOR_ACCEPTANCE[b % len(MATCH_BUCKETS)]
+        bucket = (self.kept[b] + PRIOR_WEIGHT * prior) / (self.tried[b] + PRIOR_WEIGHT)
         return (drafter.kept + PRIOR_WEIGHT * bucket) / (drafter.tried + PRIOR_WEIGHT)
 
     def cost(self, rows: int) -> float:
@@ -207,7 +256,7 @@ class DraftPolicy:
         most = min(len(draft.tokens), self.most_rows - rows_before - 1)
         if most <= 0:
             return 0
-        p = self.acceptance(draft.match, drafter)
+        p = self.acceptance(draft, drafter)
         drafter.tried *= CANDIDATE_MEMORY  # a candidate that stopped drafting gets to try again later
         drafter.kept *= CANDIDATE_MEMORY
         base = self.cost(rows_before + 1)
@@ -220,11 +269,12 @@ class DraftPolicy:
                 best, best_gain = k, gain
         return best
 
-    def record(self, draft_match: int, drafter: Drafter, drafted: int, accepted: int) -> None:
+    def record(self, draft: Draft, drafter: Drafter, drafted: int, accepted: int) -> None:
+        """The first `drafted` tokens of `draft` were verified and the first `accepted` kept."""
         if drafted == 0:
             return
         drafter.record(drafted, accepted)
-        b = _bucket(draft_match)
+        b = _bucket(draft)
         self.tried[b] = self.tried[b] * MEMORY + accepted + (accepted < drafted)
         self.kept[b] = self.kept[b] * MEMORY + accepted
 

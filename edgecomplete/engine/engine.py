@@ -36,7 +36,7 @@ from ..backend import BusyError
 from ..plan import GenerationPlan, ImageSpan
 from ..sampling import END_OF_TEXT, NO_TOKEN, STOP_SEQUENCE, Sampler, Sequence, StepResult
 from ..validation import InvalidRequest
-from .drafts import MAX_DRAFT, Drafter, DraftPolicy, PromptIndex
+from .drafts import MAX_DRAFT, Draft, Drafter, DraftPolicy, PromptIndex
 from .events import CandidatesDropped, Decoded, EngineEvent, PromptEcho, SequenceFinished, TokenEntry, TokenSampled
 from .jobs import Job
 from .kv import KvCells, Lease
@@ -67,7 +67,7 @@ class _Candidate:
     done: bool = False
     drafter: Optional[Drafter] = None  # speculation on
     drafts: List[int] = field(default_factory=list)  # drafted after next_token, in this step's batch
-    draft_match: int = 0  # tokens before them that matched (DraftPolicy)
+    draft: Optional[Draft] = None  # what the drafter proposed, of which `drafts` is verified (DraftPolicy)
     steps: int = 0  # decode steps that sampled it
 
 
@@ -397,7 +397,7 @@ class Engine:
 
     def _drafts(self, request: _Request, candidate: _Candidate, rows_before: int, spare_cells: int) -> List[int]:
         """Tokens to verify after the candidate's next one: what followed the best-aligned earlier
-        occurrence of its ending (Drafter), as many as DraftPolicy finds gainful in a step that holds
+        occurrence of its ending or its pattern (Drafter), as many as DraftPolicy finds gainful in a step that holds
         `rows_before` other rows, within the spare cells and what maximum_tokens leaves (each
         row samples a token)."""
         if candidate.drafter is None:
@@ -405,7 +405,7 @@ class Engine:
         left = request.plan.maximum_tokens - candidate.sequence.generated - 1
         draft = candidate.drafter.draft(min(MAX_DRAFT, left, spare_cells))
         count = self.draft_policy.choose(draft, candidate.drafter, rows_before) if draft.tokens else 0
-        candidate.draft_match = draft.match
+        candidate.draft = draft
         return draft.tokens[:count]
 
     def _sample_decoded(self, batch: _Batch, rows: _Rows) -> None:
@@ -426,7 +426,7 @@ class Engine:
             candidate.steps += 1
             self.kv.drop_drafts(candidate.seq_id, candidate.next_position, len(candidate.drafts) - accepted, alone)
             if candidate.drafter is not None:
-                self.draft_policy.record(candidate.draft_match, candidate.drafter, len(candidate.drafts), accepted)
+                self.draft_policy.record(candidate.draft, candidate.drafter, len(candidate.drafts), accepted)
         for (request, candidate), results, before in zip(decoding, sampled, generated):
             for count, result in enumerate(results, start=before + 1):
                 self._after_sample(request, candidate, result, count)

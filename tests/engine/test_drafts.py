@@ -5,7 +5,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from edgecomplete.engine.drafts import (COUNT_TRUST, COUNT_WEIGHT, LONGEST_MATCH, NGRAM_SIZES, OCCURRENCES,
-                                        PRIOR_FURTHER_ROW, PRIOR_SECOND_ROW, Draft, Drafter, DraftPolicy, PromptIndex)
+                                        PRIOR_FURTHER_ROW, PRIOR_SECOND_ROW, SLOT_LEAST_MATCH, SLOT_MARGIN, Draft,
+                                        Drafter, DraftPolicy, PromptIndex)
 
 
 def drafter(prompt, completion=()):
@@ -21,13 +22,13 @@ def test_drafts_continue_the_best_aligned_earlier_occurrence():
     assert d.draft(2) == Draft([7, 8], 4)
     # what followed reaches the end: the text since then repeats (period 7), and so does the draft
     assert d.draft(10).tokens == [7, 8, 6, 0, 1, 2, 3, 7, 8, 6]
-    # equally aligned: the latest
-    assert drafter([1, 2, 3, 4, 1, 2, 3, 5, 1, 2, 3]).draft(1) == Draft([5], 3)
+    # equally aligned: as far as they went on alike (below: as far as they part)
+    assert drafter([0, 1, 2, 3, 5, 7, 4, 1, 2, 3, 5, 8, 1, 2, 3]).draft(3) == Draft([5], 3)
 
 
 def test_the_completion_is_searched_too():
-    d = drafter([5, 6, 7, 1], completion=[5, 6, 8, 0, 5, 6])
-    assert d.draft(2).tokens == [8, 0]  # in the completion, later than the prompt's 5 6 7
+    d = drafter([5, 6, 7, 1], completion=[0, 5, 6, 8, 2, 0, 5, 6])
+    assert d.draft(2).tokens == [8, 2]  # in the completion: 0 5 6 aligns better than the prompt's 5 6
 
 
 def test_the_longest_ngram_that_occurred_wins():
@@ -41,34 +42,97 @@ def test_no_draft_without_an_earlier_occurrence():
     assert drafter([1, 2, 1, 2]).draft(0).tokens == []
 
 
-@settings(max_examples=300, deadline=None)
-@given(prompt=st.lists(st.integers(0, 4), max_size=60), completion=st.lists(st.integers(0, 4), max_size=60),
-       count=st.integers(0, 12))
-def test_a_draft_is_what_followed_the_best_aligned_occurrence(prompt, completion, count):
-    d = drafter(prompt, completion)
-    tokens = prompt + completion
+def test_drafts_stop_where_equally_aligned_occurrences_part():
+    # "0 1 2" twice, each time after "9": equally aligned; one went on 3 4 5, the other 3 7 5
+    d = drafter([9, 0, 1, 2, 3, 4, 5, 8, 9, 0, 1, 2, 3, 7, 5, 6, 9, 0, 1, 2])
+    assert d.draft(5) == Draft([3], 4)
+    # parting at once: no draft (a list's number, a record's value)
+    assert drafter([9, 0, 1, 2, 4, 8, 9, 0, 1, 2, 5, 6, 9, 0, 1, 2]).draft(3) == Draft([], 4)
+
+
+def test_a_pattern_with_a_slot_is_drafted_past_the_slot():
+    """`10. Emmy Noether` `11. Emmy Noether` `12. Emmy Noether`: after `1 3` the pair is new, but
+    the tokens before the 3 align with two earlier lines; what followed the slot there follows
+    it here."""
+    line = lambda digit: [1, digit, 30, 40, 41, 42, 7]  # "1 <digit> . Em my Noether ⏎"
+    d = drafter([5, 6] + line(0) + line(1) + line(2) + [1, 3])
+    assert d.draft(6) == Draft([30, 40, 41, 42, 7, 1], 6, slot=True)  # aligned back to the digit before
+    # the same ending after one passage only: where it parted from the prompt is no slot
+    single = drafter([5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15], completion=[5, 6, 7, 8, 9, 10, 99])
+    assert single.draft(4) == Draft([], 0)
+
+
+def reference_lookup(tokens, count, skip):
+    """A plain search over every position: the longest NGRAM_SIZES ending (before the last
+    `skip` tokens) that occurred among the latest OCCURRENCES; the best-aligned, latest of
+    equals; what followed it (a loop where it reaches the end), cut where an equally aligned
+    occurrence went on otherwise; a slot lookup needs two."""
     length = len(tokens)
-    expected = Draft([], 0)
-    for n in NGRAM_SIZES:  # the reference: a plain search over every position
-        if length < n or count == 0:
+    here = length - skip
+    for n in NGRAM_SIZES:
+        if here < n:
             continue
-        key = tokens[length - n:]
-        ends = [e for e in range(n, length) if tokens[e - n:e] == key][-OCCURRENCES:]
+        key = tokens[here - n:here]
+        ends = [e for e in range(n, here) if tokens[e - n:e] == key][-OCCURRENCES:]
+        ends = [e for e in ends if e + skip < length]
         if not ends:
             continue
 
         def aligned(e):
             match = n
-            while match < LONGEST_MATCH and e > match and tokens[e - match - 1] == tokens[length - match - 1]:
+            while match < LONGEST_MATCH and e > match and tokens[e - match - 1] == tokens[here - match - 1]:
                 match += 1
             return match
 
+        def followed(start, k):
+            looped = list(tokens)  # the text from `start` on, repeated: a loop goes on
+            while len(looped) < start + k:
+                looped.append(looped[len(looped) - (length - start)])
+            return looped[start:start + k]
+
         best = max(ends, key=lambda e: (aligned(e), e))
-        looped = list(tokens)  # the text from `best` on, repeated: a loop goes on
-        while len(looped) < best + count:
-            looped.append(looped[len(looped) - (length - best)])
-        expected = Draft(looped[best:best + count], aligned(best))
-        break
+        equals = [e for e in ends if e != best and aligned(e) == aligned(best)]
+        if skip and not equals:
+            return None
+        drafted = followed(best + skip, count)
+        for e in equals:
+            other = followed(e + skip, count)
+            same = next((i for i, (a, b) in enumerate(zip(drafted, other)) if a != b), len(drafted))
+            drafted = drafted[:same]
+        return Draft(drafted, aligned(best), bool(skip))
+    return None
+
+
+@st.composite
+def patterned(draw):
+    """Lines of one template with a slot filled anew each time (numbers, names), ending in the
+    slot of a new line or anywhere, split into prompt and completion."""
+    template = draw(st.lists(st.integers(0, 9), min_size=2, max_size=9))
+    slot = draw(st.integers(0, len(template) - 1))
+    tokens = []
+    for fill in draw(st.lists(st.integers(0, 12), min_size=1, max_size=6)) + [draw(st.integers(0, 12))]:
+        tokens += template[:slot] + [fill] + template[slot + 1:]
+    end = draw(st.one_of(st.just(len(tokens) - len(template) + slot + 1), st.integers(0, len(tokens))))
+    split = draw(st.integers(0, end))
+    return tokens[:split], tokens[split:end]
+
+
+@settings(max_examples=600, deadline=None)
+@given(text=st.one_of(st.tuples(st.lists(st.integers(0, 4), max_size=60), st.lists(st.integers(0, 4), max_size=60)),
+                      patterned()),
+       count=st.integers(0, 12))
+def test_a_draft_is_what_followed_the_best_aligned_occurrence_or_pattern(text, count):
+    prompt, completion = text
+    d = drafter(prompt, completion)
+    tokens = prompt + completion
+    expected = Draft([], 0)
+    if count:
+        plain, slot = reference_lookup(tokens, count, 0), reference_lookup(tokens, count, 1)
+        if slot is not None and slot.match >= SLOT_LEAST_MATCH and (plain is None or
+                                                                   slot.match >= plain.match + SLOT_MARGIN):
+            expected = slot
+        elif plain is not None:
+            expected = plain
     assert d.draft(count) == expected
 
 
@@ -85,14 +149,17 @@ def test_the_policy_learns_acceptance_and_cost():
     policy = DraftPolicy(most_rows=13)
     candidate = drafter([1])
     draft = Draft(list(range(12)), 20)
-    before = policy.acceptance(20, candidate)
+    before = policy.acceptance(draft, candidate)
     for _ in range(30):  # this candidate's drafts are rejected at once
-        policy.record(20, candidate, 6, 0)
-    assert policy.acceptance(20, candidate) < before / 3
+        policy.record(draft, candidate, 6, 0)
+    assert policy.acceptance(draft, candidate) < before / 3
     assert policy.choose(draft, candidate, rows_before=0) == 0
     assert (candidate.drafted, candidate.accepted) == (180, 0)
     fresh = drafter([1])  # the bucket learned it too, for every candidate
-    assert policy.acceptance(20, fresh) < before
+    assert policy.acceptance(draft, fresh) < before
+    # slot drafts are a bucket of their own: a fresh candidate's slot drafts start from the prior
+    slot = Draft(list(range(12)), 20, slot=True)
+    assert policy.acceptance(slot, drafter([1])) == pytest.approx(before)
     # decoding many rows turns out cheap here: longer drafts pay
     policy = DraftPolicy(most_rows=13)
     for rows in range(1, 14):
