@@ -19,9 +19,9 @@ Verifying is not free: on a CPU a decode of n rows costs nearly n times the arit
 (smollm2-135m on 2 cores: 2 rows about 1.3x one row with the patched AMX build, 1.8x without
 AMX; each further row about 0.3x to 0.5x). `DraftPolicy` drafts only where it pays: it estimates
 the chance that a drafted token is accepted, from how long the match is (a long repeated stretch
-is likely to go on), whether it is a slot draft, and from how the candidate's own drafts fared, learns the cost of a decode of
-n rows from the engine's own decodes, and drafts the number of tokens with the largest expected
-gain, or none.
+is likely to go on), whether it is a slot draft, and from how the candidate's own drafts fared,
+learns the cost of a decode of n rows from the engine's own decodes, and drafts the number of
+tokens with the largest expected gain, or none.
 """
 
 from __future__ import annotations

@@ -397,9 +397,9 @@ class Engine:
 
     def _drafts(self, request: _Request, candidate: _Candidate, rows_before: int, spare_cells: int) -> List[int]:
         """Tokens to verify after the candidate's next one: what followed the best-aligned earlier
-        occurrence of its ending or its pattern (Drafter), as many as DraftPolicy finds gainful in a step that holds
-        `rows_before` other rows, within the spare cells and what maximum_tokens leaves (each
-        row samples a token)."""
+        occurrence of its ending or its pattern (Drafter), as many as DraftPolicy finds gainful
+        in a step that holds `rows_before` other rows, within the spare cells and what
+        maximum_tokens leaves (each row samples a token)."""
         if candidate.drafter is None:
             return []
         left = request.plan.maximum_tokens - candidate.sequence.generated - 1
