@@ -74,7 +74,7 @@ def _register(ends: Ends, tokens: Sequence[int], end: int) -> None:
 @dataclass(frozen=True)
 class Draft:
     tokens: List[int]
-    match: int  # tokens before the draft that equal those before the candidate's next one (or its last one)
+    match: int  # tokens before the draft that equal those before the candidate's next one (slot draft: before the slot)
     slot: bool = False  # the candidate's last token is skipped: it filled a slot of a repeated pattern
 
 
