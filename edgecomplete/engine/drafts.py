@@ -110,23 +110,21 @@ class Drafter:
 
     def _lookup(self, count: int, skip: int) -> Optional[Draft]:
         """What followed the best-aligned earlier occurrence of the NGRAM_SIZES tokens that end
-        `skip` tokens before the present (the longest n-gram that occurred), that many tokens on:
-        the latest of equally aligned ones, cut where another of them went on otherwise. A slot
-        lookup (skip 1) needs two equally aligned ones (a pattern, not one passage). None where
-        nothing occurred."""
+        `skip` tokens before the present (the longest n-gram that occurred among its latest
+        OCCURRENCES), that many tokens on, cut where equally aligned occurrences went on
+        otherwise. A slot lookup (skip 1) needs two equally aligned ones (a pattern, not one
+        passage). None where nothing occurred."""
         tokens, length = self.tokens, len(self.tokens)
         here = length - skip  # the ending looked up ends before tokens[here]
         for n in NGRAM_SIZES:
             if here < n:
                 continue
             key = tuple(tokens[here - n:here])
-            ends = self.ends.get(key, [])[-OCCURRENCES:]
+            ends = _latest_before(self.ends.get(key, []), here, OCCURRENCES)
             if len(ends) < OCCURRENCES:
-                ends = self.prompt.ends.get(key, [])[len(ends) - OCCURRENCES:] + ends
+                ends = _latest_before(self.prompt.ends.get(key, []), here, OCCURRENCES - len(ends)) + ends
             best, best_match, equals = -1, 0, []
             for end in reversed(ends):
-                if end + skip >= length:
-                    continue
                 match = n
                 while match < LONGEST_MATCH and end > match and tokens[end - match - 1] == tokens[here - match - 1]:
                     match += 1
@@ -164,6 +162,15 @@ class Drafter:
         self.accepted += accepted
         self.tried += accepted + (accepted < drafted)  # the tokens after the first rejection tell nothing
         self.kept += accepted
+
+
+def _latest_before(ends: List[int], here: int, most: int) -> List[int]:
+    """The latest `most` of `ends` (ascending) before `here`: a slot lookup's key also ends just
+    before the present's last token, which is no earlier occurrence."""
+    stop = len(ends)
+    while stop and ends[stop - 1] >= here:
+        stop -= 1
+    return ends[max(0, stop - most):stop]
 
 
 def _bucket(draft: Draft) -> int:

@@ -67,7 +67,7 @@ class _Candidate:
     done: bool = False
     drafter: Optional[Drafter] = None  # speculation on
     drafts: List[int] = field(default_factory=list)  # drafted after next_token, in this step's batch
-    draft: Optional[Draft] = None  # what the drafter proposed, of which `drafts` is verified (DraftPolicy)
+    draft: Draft = field(default_factory=lambda: Draft([], 0))  # proposed, of which `drafts` is verified (DraftPolicy)
     steps: int = 0  # decode steps that sampled it
 
 

@@ -62,6 +62,19 @@ def test_a_pattern_with_a_slot_is_drafted_past_the_slot():
     assert single.draft(4) == Draft([], 0)
 
 
+def test_a_slot_lookup_compares_the_latest_occurrences_before_the_present():
+    """A slot lookup's key also ends just before the present's last token: that is no earlier
+    occurrence, and takes no place among the OCCURRENCES compared."""
+    context, key = [20, 21, 22, 23, 24], [1, 2, 3]
+    tokens = context + key + [60, 40, 41]  # the oldest of two well-aligned occurrences
+    for i in range(OCCURRENCES - 2):  # poorly aligned ones between them
+        tokens += [30 + i] + key + [50]
+    tokens += context + key + [61, 40, 41] + context + key + [62]
+    expected = Draft([40, 41], 8, slot=True)
+    assert drafter(tokens).draft(3) == expected  # all of it in the prompt
+    assert drafter(tokens[:-12], completion=tokens[-12:]).draft(3) == expected  # the last two in the completion
+
+
 def reference_lookup(tokens, count, skip):
     """A plain search over every position: the longest NGRAM_SIZES ending (before the last
     `skip` tokens) that occurred among the latest OCCURRENCES; the best-aligned, latest of
@@ -74,7 +87,6 @@ def reference_lookup(tokens, count, skip):
             continue
         key = tokens[here - n:here]
         ends = [e for e in range(n, here) if tokens[e - n:e] == key][-OCCURRENCES:]
-        ends = [e for e in ends if e + skip < length]
         if not ends:
             continue
 
