@@ -138,6 +138,8 @@ class Drafter:
                 return None
             drafted = self._followed(best + skip, count)
             for end in equals:
+                if not drafted:
+                    break
                 other = self._followed(end + skip, len(drafted))
                 same = 0
                 while same < len(drafted) and other[same] == drafted[same]:
