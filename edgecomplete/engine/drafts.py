@@ -19,9 +19,9 @@ Verifying is not free: on a CPU a decode of n rows costs nearly n times the arit
 (smollm2-135m on 2 cores: 2 rows about 1.3x one row with the patched AMX build, 1.8x without
 AMX; each further row about 0.3x to 0.5x). `DraftPolicy` drafts only where it pays: it estimates
 the chance that a drafted token is accepted, from how long the match is (a long repeated stretch
-is likely to go on), whether it is a slot draft, and from how the candidate's own drafts fared,
-learns the cost of a decode of n rows from the engine's own decodes, and drafts the number of
-tokens with the largest expected gain, or none.
+is likely to go on), whether it is a slot draft, and from how the candidate's own drafts fared
+(all of them, and those of that match length), learns the cost of a decode of n rows from the
+engine's own decodes, and drafts the number of tokens with the largest expected gain, or none.
 """
 
 from __future__ import annotations
@@ -42,8 +42,11 @@ SLOT_LEAST_MATCH, SLOT_MARGIN = 5, 3
 MATCH_BUCKETS = (2, 3, 4, 6, 10, 18)  # lower bounds
 PRIOR_ACCEPTANCE = (0.35, 0.5, 0.6, 0.7, 0.8, 0.9)
 PRIOR_WEIGHT = 8.0  # in drafted tokens
-MEMORY = 0.995  # older outcomes fade: the text and the task change
+# Per draft recorded: older outcomes fade fast, as the text and the task change (a bucket that
+# learned from a quotation must not keep a free story drafting; 0.995 did).
+MEMORY = 0.9
 CANDIDATE_MEMORY = 0.97  # per step: a candidate's recent drafts say most about its next ones
+BUCKET_WEIGHT = 2.0  # in drafted tokens: the candidate's estimate against its own record in the bucket
 # Cost of a decode of n rows relative to one, before measurements (smollm2 on 2 cores).
 PRIOR_SECOND_ROW, PRIOR_FURTHER_ROW = 0.86, 0.5
 COST_MEMORY = 0.9  # per decode of that many rows: the moving average of its cost
@@ -89,6 +92,7 @@ class Drafter:
         self.accepted = 0
         self.tried = 0.0  # its own outcomes, fading: drafted tokens that were decided
         self.kept = 0.0  # and of those, accepted
+        self.by_bucket: Dict[int, List[float]] = {}  # the same per DraftPolicy bucket: [tried, kept]
 
     def extend(self, token: int) -> None:
         """The candidate sampled `token`."""
@@ -158,12 +162,25 @@ class Drafter:
             drafted.append(drafted[len(drafted) - period])
         return drafted
 
-    def record(self, drafted: int, accepted: int) -> None:
-        """A step verified `drafted` tokens and the candidate sampled the first `accepted`."""
+    def record(self, drafted: int, accepted: int, bucket: int) -> None:
+        """A step verified `drafted` tokens of a draft in DraftPolicy's `bucket` and the candidate
+        sampled the first `accepted`."""
         self.drafted += drafted
         self.accepted += accepted
-        self.tried += accepted + (accepted < drafted)  # the tokens after the first rejection tell nothing
+        decided = accepted + (accepted < drafted)  # the tokens after the first rejection tell nothing
+        self.tried += decided
         self.kept += accepted
+        own = self.by_bucket.setdefault(bucket, [0.0, 0.0])
+        own[0] += decided
+        own[1] += accepted
+
+    def fade(self) -> None:
+        """A step: its record fades (a candidate that stopped drafting gets to try again later)."""
+        self.tried *= CANDIDATE_MEMORY
+        self.kept *= CANDIDATE_MEMORY
+        for own in self.by_bucket.values():
+            own[0] *= CANDIDATE_MEMORY
+            own[1] *= CANDIDATE_MEMORY
 
 
 def _latest_before(ends: List[int], here: int, most: int) -> List[int]:
@@ -188,9 +205,10 @@ class DraftPolicy:
 
     A draft of k tokens whose tokens are each accepted with chance p (given the ones before)
     saves p + p^2 + ... + p^k decode steps on average, and makes this step cost what k more rows
-    cost. Both are estimated here: p per match-length bucket over all candidates, refined by the
-    candidate's own record; the cost per row count from the engine's decodes, each relative to
-    one row's time then (seeded by its load-time probe, between measured counts interpolated).
+    cost. Both are estimated here: p per match-length bucket over the engine's latest drafts,
+    refined by the candidate's own record, overall and in the bucket; the cost per row count
+    from the engine's decodes, each relative to one row's time then (seeded by its load-time
+    probe, between measured counts interpolated).
 
     (Weighing the added cost by the engine's present rate instead, tokens per unit of time,
     Dinkelbach's rule for the best ratio, drafted less and measured 0.95-1.04x of this rule,
@@ -213,11 +231,16 @@ class DraftPolicy:
         self._costs: Optional[Dict[int, float]] = None  # cost() of 2..most_rows rows, till ratios change
 
     def acceptance(self, draft: Draft, drafter: Drafter) -> float:
-        """The chance that a drafted token is accepted: the bucket's, refined by the candidate's."""
+        """The chance that a drafted token is accepted: the bucket's, refined by the candidate's
+        record (all its drafts: a text that repeats its context goes on doing so), and that by
+        the candidate's record in the bucket (a free story's bigram drafts fail where its long
+        matches would not)."""
         b = _bucket(draft)
         prior = PRIOR_ACCEPTANCE[b % len(MATCH_BUCKETS)]
         bucket = (self.kept[b] + PRIOR_WEIGHT * prior) / (self.tried[b] + PRIOR_WEIGHT)
-        return (drafter.kept + PRIOR_WEIGHT * bucket) / (drafter.tried + PRIOR_WEIGHT)
+        candidate = (drafter.kept + PRIOR_WEIGHT * bucket) / (drafter.tried + PRIOR_WEIGHT)
+        tried, kept = drafter.by_bucket.get(b, (0.0, 0.0))
+        return (kept + BUCKET_WEIGHT * candidate) / (tried + BUCKET_WEIGHT)
 
     def cost(self, rows: int) -> float:
         """A decode of `rows` rows, in decodes of one row: as measured where this many rows were
@@ -266,8 +289,7 @@ class DraftPolicy:
         if most <= 0:
             return 0
         p = self.acceptance(draft, drafter)
-        drafter.tried *= CANDIDATE_MEMORY  # a candidate that stopped drafting gets to try again later
-        drafter.kept *= CANDIDATE_MEMORY
+        drafter.fade()
         base = self.cost(rows_before + 1)
         best, best_gain, saved, chance = 0, 0.0, 0.0, 1.0
         for k in range(1, most + 1):
@@ -282,8 +304,8 @@ class DraftPolicy:
         """The first `drafted` tokens of `draft` were verified and the first `accepted` kept."""
         if drafted == 0:
             return
-        drafter.record(drafted, accepted)
         b = _bucket(draft)
+        drafter.record(drafted, accepted, b)
         self.tried[b] = self.tried[b] * MEMORY + accepted + (accepted < drafted)
         self.kept[b] = self.kept[b] * MEMORY + accepted
 

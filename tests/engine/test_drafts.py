@@ -180,6 +180,27 @@ def test_the_policy_learns_acceptance_and_cost():
     assert policy.choose(Draft(list(range(12)), 3), drafter([1]), rows_before=0) > 0
 
 
+def test_a_candidates_record_in_a_bucket_outweighs_what_the_engine_learned_there():
+    """A quotation taught the engine that bigram drafts are kept; a free story after it has its
+    bigram drafts rejected. Its own record there decides after a few, while its long matches
+    are still drafted (and a fresh candidate's bigrams too)."""
+    policy = DraftPolicy(most_rows=16, seconds={1: 0.005, 2: 0.006, 4: 0.008, 8: 0.013, 16: 0.023})  # smollm2, AMX
+    bigram, long = Draft(list(range(12)), 2), Draft(list(range(12)), 20)
+    quoting = drafter([1])
+    for _ in range(20):
+        policy.record(bigram, quoting, 4, 4)
+        policy.record(long, quoting, 15, 15)
+    story = drafter([1])
+    assert policy.acceptance(bigram, story) > 0.8
+    for _ in range(3):
+        policy.choose(bigram, story, rows_before=0)  # a step each
+        policy.record(bigram, story, 1, 0)
+    assert policy.acceptance(bigram, story) < 0.35
+    assert policy.choose(bigram, story, rows_before=0) <= 1
+    assert policy.choose(long, story, rows_before=0) >= 4
+    assert policy.choose(bigram, drafter([1]), rows_before=0) >= 2
+
+
 def test_costs_between_measured_row_counts_are_interpolated():
     """Counts not timed (by the load-time probe, which times the counts it tries, or since) are
     on the line through the nearest timed ones; counts beyond the last go on by the prior's
