@@ -20,7 +20,7 @@ Verifying is not free: on a CPU a decode of n rows costs nearly n times the arit
 AMX; each further row about 0.3x to 0.5x). `DraftPolicy` drafts only where it pays: it estimates
 the chance that a drafted token is accepted, from how long the match is (a long repeated stretch
 is likely to go on), whether it is a slot draft, and from how the candidate's own drafts fared
-(all of them, and those of that match length), learns the cost of a decode of n rows from the
+(all of them, and those in its match-length bucket), learns the cost of a decode of n rows from the
 engine's own decodes, and drafts the number of tokens with the largest expected gain, or none.
 """
 
@@ -42,11 +42,12 @@ SLOT_LEAST_MATCH, SLOT_MARGIN = 5, 3
 MATCH_BUCKETS = (2, 3, 4, 6, 10, 18)  # lower bounds
 PRIOR_ACCEPTANCE = (0.35, 0.5, 0.6, 0.7, 0.8, 0.9)
 PRIOR_WEIGHT = 8.0  # in drafted tokens
-# Per draft recorded: older outcomes fade fast, as the text and the task change (a bucket that
-# learned from a quotation must not keep a free story drafting; 0.995 did).
+# Per draft recorded in a bucket: its older outcomes fade fast, as the text and the task change
+# (a bucket that learned from a quotation must not keep a free story drafting; 0.995 did).
 MEMORY = 0.9
 CANDIDATE_MEMORY = 0.97  # per step: a candidate's recent drafts say most about its next ones
 BUCKET_WEIGHT = 2.0  # in drafted tokens: the candidate's estimate against its own record in the bucket
+# (which counts the same drafts as its overall record: the bucket's say more about the next one)
 # Cost of a decode of n rows relative to one, before measurements (smollm2 on 2 cores).
 PRIOR_SECOND_ROW, PRIOR_FURTHER_ROW = 0.86, 0.5
 COST_MEMORY = 0.9  # per decode of that many rows: the moving average of its cost

@@ -201,6 +201,19 @@ def test_a_candidates_record_in_a_bucket_outweighs_what_the_engine_learned_there
     assert policy.choose(bigram, drafter([1]), rows_before=0) >= 2
 
 
+def test_the_engines_buckets_weigh_its_latest_drafts():
+    """Fifty drafts kept, then twenty rejected at once: a fresh candidate's estimate follows the
+    latest (a task that repeats its context, then one that does not)."""
+    policy = DraftPolicy(most_rows=16)
+    bigram = Draft(list(range(12)), 2)
+    for _ in range(50):
+        policy.record(bigram, drafter([1]), 4, 4)
+    assert policy.acceptance(bigram, drafter([1])) > 0.85
+    for _ in range(20):
+        policy.record(bigram, drafter([1]), 4, 0)
+    assert policy.acceptance(bigram, drafter([1])) < 0.5
+
+
 def test_costs_between_measured_row_counts_are_interpolated():
     """Counts not timed (by the load-time probe, which times the counts it tries, or since) are
     on the line through the nearest timed ones; counts beyond the last go on by the prior's
