@@ -47,7 +47,7 @@ PRIOR_WEIGHT = 8.0  # in drafted tokens
 MEMORY = 0.9
 CANDIDATE_MEMORY = 0.97  # per step: a candidate's recent drafts say most about its next ones
 BUCKET_WEIGHT = 2.0  # in drafted tokens: the candidate's estimate against its own record in the bucket
-# (which counts the same drafts as its overall record: the bucket's say more about the next one)
+# (which its overall record sums with the other buckets': the bucket's say more about the next one)
 # Cost of a decode of n rows relative to one, before measurements (smollm2 on 2 cores).
 PRIOR_SECOND_ROW, PRIOR_FURTHER_ROW = 0.86, 0.5
 COST_MEMORY = 0.9  # per decode of that many rows: the moving average of its cost
@@ -91,9 +91,9 @@ class Drafter:
         self.ends: Ends = {}  # n-grams followed by a completion token
         self.drafted = 0
         self.accepted = 0
-        self.tried = 0.0  # its own outcomes, fading: drafted tokens that were decided
-        self.kept = 0.0  # and of those, accepted
-        self.by_bucket: Dict[int, List[float]] = {}  # the same per DraftPolicy bucket: [tried, kept]
+        # Its own outcomes per DraftPolicy bucket, fading: [drafted tokens that were decided, of
+        # those accepted]; `tried` and `kept` are their sums.
+        self.by_bucket: Dict[int, List[float]] = {}
 
     def extend(self, token: int) -> None:
         """The candidate sampled `token`."""
@@ -168,17 +168,20 @@ class Drafter:
         sampled the first `accepted`."""
         self.drafted += drafted
         self.accepted += accepted
-        decided = accepted + (accepted < drafted)  # the tokens after the first rejection tell nothing
-        self.tried += decided
-        self.kept += accepted
         own = self.by_bucket.setdefault(bucket, [0.0, 0.0])
-        own[0] += decided
+        own[0] += accepted + (accepted < drafted)  # the tokens after the first rejection tell nothing
         own[1] += accepted
+
+    @property
+    def tried(self) -> float:
+        return sum(own[0] for own in self.by_bucket.values())
+
+    @property
+    def kept(self) -> float:
+        return sum(own[1] for own in self.by_bucket.values())
 
     def fade(self) -> None:
         """A step: its record fades (a candidate that stopped drafting gets to try again later)."""
-        self.tried *= CANDIDATE_MEMORY
-        self.kept *= CANDIDATE_MEMORY
         for own in self.by_bucket.values():
             own[0] *= CANDIDATE_MEMORY
             own[1] *= CANDIDATE_MEMORY
